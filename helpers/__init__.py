@@ -1,0 +1,1 @@
+"""Thin helpers for the lesson-7 notebooks; one module per concern (see README)."""

@@ -1,0 +1,322 @@
+"""Image datasets for the notebooks: item list -> split -> labels -> transforms -> batches.
+
+Introduced in notebook 01 (resnet-mnist). The steps mirror the lesson's data block API:
+
+    il = ImageList.from_folder(path, convert_mode="L")      # item list
+    sd = il.split_by_folder(train="training", valid="testing")
+    ll = sd.label_from_folder()
+    data = ll.databunch(bs=128, tfms=([rand_pad(3, 28)], [])).normalize()
+
+Decoding tens of thousands of small PNGs every epoch costs more than training on them, so a split
+is decoded once (in parallel, cached next to the data as a uint8 tensor) and batches are cut from
+that tensor; augmentation runs on whole batches on the training device.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from helpers import config
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class ImageDecodeError(RuntimeError):
+    """Raised when one or more image files cannot be decoded; names every bad path (notebook 01)."""
+
+
+def open_image(path: Path | str, convert_mode: str = "RGB") -> torch.Tensor:
+    """Read one image file as a float tensor (C, H, W) in [0, 1] (notebook 01)."""
+    return torch.from_numpy(_read_uint8(Path(path), convert_mode)).float() / 255
+
+
+def _read_uint8(path: Path, convert_mode: str) -> np.ndarray:
+    with Image.open(path) as img:
+        arr = np.array(img.convert(convert_mode), dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _read_or_error(args: tuple[Path, str]) -> np.ndarray | str:
+    path, mode = args
+    try:
+        return _read_uint8(path, mode)
+    except Exception as exc:  # noqa: BLE001 - every decode failure is reported by path
+        return f"{path}: {type(exc).__name__}: {exc}"
+
+
+def decode_images(paths: Sequence[Path], convert_mode: str = "RGB", workers: int | None = None) -> torch.Tensor:
+    """Decode same-sized images into one uint8 tensor (N, C, H, W), in parallel (notebook 01).
+
+    Every file is tried; if any fails, ``ImageDecodeError`` lists all the failures by path.
+    """
+    jobs = [(Path(p), convert_mode) for p in paths]
+    workers = workers or min(len(os.sched_getaffinity(0)), 8)
+    if workers > 1 and len(jobs) > 2000:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_read_or_error, jobs, chunksize=1024))
+    else:
+        results = [_read_or_error(j) for j in jobs]
+    bad = [r for r in results if isinstance(r, str)]
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be decoded; "
+                               f"remove or replace them:\n  {shown}")
+    shapes = {r.shape for r in results}
+    if len(shapes) > 1:
+        raise ImageDecodeError(f"images differ in size ({sorted(shapes)[:4]} ...); resize them first")
+    return torch.from_numpy(np.stack(results)) if results else torch.empty(0, dtype=torch.uint8)
+
+
+def _cache_file(root: Path, items: Sequence[Path], convert_mode: str) -> Path:
+    key = hashlib.sha1(convert_mode.encode())
+    for p in items:
+        key.update(str(p.relative_to(root)).encode())
+        key.update(str(p.stat().st_size).encode())
+    return root / ".cache" / f"decoded-{key.hexdigest()[:16]}.pt"
+
+
+@dataclass
+class ImageList:
+    """A list of image files under ``root``, opened with PIL's ``convert_mode`` (notebook 01)."""
+
+    items: list[Path]
+    root: Path
+    convert_mode: str = "RGB"
+
+    @classmethod
+    def from_folder(cls, path: Path | str, convert_mode: str = "RGB",
+                    extensions: Sequence[str] = IMAGE_EXTENSIONS) -> "ImageList":
+        """Every image file below ``path``, in sorted order (notebook 01)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no such folder: {path}")
+        exts = {e.lower() for e in extensions}
+        items = sorted(p for p in path.rglob("*") if p.suffix.lower() in exts and ".cache" not in p.parts)
+        if not items:
+            raise FileNotFoundError(f"no image files ({', '.join(sorted(exts))}) below {path}")
+        return cls(items, path, convert_mode)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return open_image(self.items[i], self.convert_mode)
+
+    def __repr__(self) -> str:
+        return f"ImageList ({len(self)} items) from {self.root}: {', '.join(p.name for p in self.items[:3])}, ..."
+
+    def subset(self, idxs: Sequence[int]) -> "ImageList":
+        return ImageList([self.items[i] for i in idxs], self.root, self.convert_mode)
+
+    def split_by_folder(self, train: str = "train", valid: str = "valid") -> "SplitData":
+        """Split by the first folder below ``root``: ``train/...`` vs ``valid/...`` (notebook 01)."""
+        parts = {train: [], valid: []}
+        for i, p in enumerate(self.items):
+            top = p.relative_to(self.root).parts[0]
+            if top in parts:
+                parts[top].append(i)
+        for name, idxs in parts.items():
+            if not idxs:
+                raise FileNotFoundError(f"no images in {self.root / name}")
+        return SplitData(self.subset(parts[train]), self.subset(parts[valid]))
+
+    def decode(self) -> torch.Tensor:
+        """All images as one uint8 tensor (N, C, H, W), cached on disk after the first call (notebook 01)."""
+        cache = _cache_file(self.root, self.items, self.convert_mode)
+        if cache.exists():
+            try:
+                x = torch.load(cache, weights_only=True)
+                if len(x) == len(self):
+                    return x
+            except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
+                pass
+        x = decode_images(self.items, self.convert_mode)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        torch.save(x, tmp)
+        os.replace(tmp, cache)
+        return x
+
+
+@dataclass
+class SplitData:
+    """Training and validation ``ImageList``s (notebook 01)."""
+
+    train: ImageList
+    valid: ImageList
+
+    def label_from_folder(self) -> "LabelLists":
+        """Label each image with the name of the folder it sits in (notebook 01)."""
+        classes = sorted({p.parent.name for p in self.train.items})
+        index = {c: i for i, c in enumerate(classes)}
+
+        def labels(il: ImageList) -> torch.Tensor:
+            unknown = {p.parent.name for p in il.items} - index.keys()
+            if unknown:
+                raise ValueError(f"validation labels not seen in training: {sorted(unknown)}")
+            return torch.tensor([index[p.parent.name] for p in il.items])
+
+        return LabelLists(self.train, labels(self.train), self.valid, labels(self.valid), classes)
+
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LabelLists:
+    """Images with their class labels, for both splits (notebook 01)."""
+
+    train_x: ImageList
+    train_y: torch.Tensor
+    valid_x: ImageList
+    valid_y: torch.Tensor
+    classes: list[str]
+
+    def __repr__(self) -> str:
+        return (f"LabelLists: {len(self.train_x)} train / {len(self.valid_x)} valid images, "
+                f"{len(self.classes)} classes {self.classes}")
+
+    def databunch(self, bs: int = 64, tfms: tuple[Sequence[Transform], Sequence[Transform]] = ((), ()),
+                  device: torch.device | None = None) -> "DataBunch":
+        """Decode both splits and wrap them in loaders; the profile may cap the item counts (notebook 01)."""
+        prof, device = config.profile(), device or config.device()
+        gen = torch.Generator().manual_seed(config.seed())
+
+        def capped(il: ImageList, y: torch.Tensor, cap: int | None):
+            if cap is None or len(il) <= cap:
+                return il, y
+            idxs = torch.randperm(len(il), generator=gen)[:cap].sort().values.tolist()
+            print(f"{prof.name} profile: using {cap:,} of {len(il):,} images")
+            return il.subset(idxs), y[idxs]
+
+        tx, ty = capped(self.train_x, self.train_y, prof.max_train_items)
+        vx, vy = capped(self.valid_x, self.valid_y, prof.max_valid_items)
+        train = TensorLoader(tx.decode(), ty, bs, shuffle=True, tfms=tfms[0], device=device,
+                             drop_last=True, max_batches=prof.max_batches_per_epoch)
+        valid = TensorLoader(vx.decode(), vy, bs * 2, shuffle=False, tfms=tfms[1], device=device)
+        return DataBunch(train, valid, self.classes)
+
+
+def rand_pad(padding: int, size: int, mode: str = "constant") -> Transform:
+    """Zero-pad each image by ``padding`` then take a random ``size`` x ``size`` crop, per image (notebook 01)."""
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (padding,) * 4, mode=mode)
+        n = len(x)
+        top = torch.randint(0, padded.shape[-2] - size + 1, (n, 1, 1), device=x.device)
+        left = torch.randint(0, padded.shape[-1] - size + 1, (n, 1, 1), device=x.device)
+        span = torch.arange(size, device=x.device)
+        rows, cols = top + span[None, :, None], left + span[None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # (n, size, size, C) -> (n, C, size, size)
+
+    transform.__name__ = f"rand_pad(padding={padding}, size={size})"
+    return transform
+
+
+class TensorLoader:
+    """Batches cut from a preloaded uint8 tensor; transforms and normalisation act on whole batches (notebook 01).
+
+    Yields ``(x, y)`` on ``device`` with ``x`` float. The images live on the device when it is a GPU,
+    otherwise in (pinned when CUDA exists) host memory.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False,
+                 tfms: Sequence[Transform] = (), device: torch.device | None = None,
+                 drop_last: bool = False, max_batches: int | None = None):
+        self.device = device or config.device()
+        self.x = x.to(self.device) if self.device.type == "cuda" else x
+        self.y = y.to(self.device)
+        self.bs, self.shuffle, self.tfms, self.drop_last = bs, shuffle, list(tfms), drop_last
+        self.max_batches = max_batches
+        self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        n = len(self.x) // self.bs if self.drop_last else -(-len(self.x) // self.bs)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    @property
+    def n_items(self) -> int:
+        return len(self.x)
+
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> float in [0, 1] -> transforms -> normalised."""
+        x = x.to(self.device, non_blocking=True).float().div_(255)
+        for tfm in self.tfms:
+            x = tfm(x)
+        if self.stats is not None:
+            mean, std = self.stats
+            x = (x - mean) / std
+        return x
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x), device=self.x.device) if self.shuffle else torch.arange(len(self.x))
+        for b in range(len(self)):
+            idx = order[b * self.bs:(b + 1) * self.bs]
+            yield self.process(self.x[idx]), self.y[idx.to(self.y.device)]
+
+
+@dataclass
+class DataBunch:
+    """A training and a validation loader plus the class names (notebook 01)."""
+
+    train_dl: TensorLoader
+    valid_dl: TensorLoader
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def c(self) -> int:
+        return len(self.classes)
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_dl.device
+
+    @property
+    def stats(self):
+        return self.train_dl.stats
+
+    def __repr__(self) -> str:
+        return (f"DataBunch: train {self.train_dl.n_items:,} items / {len(self.train_dl)} batches of "
+                f"{self.train_dl.bs}; valid {self.valid_dl.n_items:,} items; classes {self.classes}")
+
+    def normalize(self, stats: tuple[Sequence[float], Sequence[float]] | None = None) -> "DataBunch":
+        """Normalise inputs per channel; without ``stats``, use one random training batch's (notebook 01)."""
+        if stats is None:
+            self.train_dl.stats = None
+            x, _ = self.one_batch()
+            dims = [0, 2, 3]
+            mean, std = x.mean(dims), x.std(dims)
+        else:
+            mean, std = (torch.as_tensor(s, dtype=torch.float32) for s in stats)
+        shaped = (mean.view(1, -1, 1, 1).to(self.device), std.view(1, -1, 1, 1).to(self.device))
+        self.train_dl.stats = self.valid_dl.stats = shaped
+        return self
+
+    def denorm(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo ``normalize`` for display (notebook 01)."""
+        if self.stats is None:
+            return x
+        mean, std = self.stats
+        return x * std.to(x.device) + mean.to(x.device)
+
+    def one_batch(self, valid: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first batch of the training (or validation) loader (notebook 01)."""
+        return next(iter(self.valid_dl if valid else self.train_dl))
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw float images in [0, 1] (N, C, H, W) -> normalised model input on the device (notebook 01)."""
+        x = x.to(self.device)
+        if self.stats is not None:
+            mean, std = self.stats
+            x = (x - mean) / std
+        return x

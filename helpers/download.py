@@ -1,0 +1,208 @@
+"""Dataset registry and safe download / verify / extract. Introduced in notebook 01 (resnet-mnist).
+
+``untar_data(name)`` returns ``<HELPERS_DATA>/<folder>``. When the folder is absent it downloads the
+archive (from ``HELPERS_MIRROR`` when set, else the canonical URL) into ``archives/<name>.tgz.part``,
+verifies it (Content-Length, size and sha256 where known), renames it into place, checks every
+member of the archive, extracts into a temporary folder and only then renames the dataset folder
+into place. A failed step leaves nothing half-written behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm as tqdm_auto
+from tqdm.std import tqdm as tqdm_text
+
+from helpers import config
+
+TIMEOUT = 30  # seconds, for connecting and for each read
+CHUNK = 1 << 20
+_MIRROR_HINT = "No network? Point HELPERS_MIRROR at a mirror, e.g. HELPERS_MIRROR=file:///path/to/shared/datasets"
+_URL_HINT = "Check HELPERS_MIRROR and the dataset name."
+_AFRESH = "the download was removed; run again to fetch it afresh"
+
+
+class DownloadError(RuntimeError):
+    """A dataset could not be fetched, verified or extracted (notebook 01)."""
+
+
+class _CorruptArchive(DownloadError):
+    """The archive is not a readable .tgz; it has been removed."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A downloadable dataset: archive URL, the folder it extracts to, size / sha256 if known (notebook 01)."""
+
+    name: str
+    url: str
+    folder: str
+    size: int | None = None
+    sha256: str | None = None
+    about: str = ""
+
+
+REGISTRY: dict[str, Dataset] = {}
+
+
+def register(ds: Dataset) -> Dataset:
+    """Add (or replace) a registry entry so ``untar_data(ds.name)`` finds it (notebook 01)."""
+    REGISTRY[ds.name] = ds
+    return ds
+
+
+register(Dataset("mnist_png", "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz", "mnist_png",
+                 size=15683414, about="MNIST digits as PNG files: training/<digit>/, testing/<digit>/"))
+
+
+def untar_data(name: str, force: bool = False) -> Path:
+    """Return ``data_dir()/<folder>`` for dataset ``name``, downloading and extracting it if needed (notebook 01)."""
+    if name not in REGISTRY:
+        raise DownloadError(f"Unknown dataset {name!r}; known datasets: {', '.join(sorted(REGISTRY))}")
+    ds, root = REGISTRY[name], config.data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / ds.folder
+    if dest.is_dir() and not force:
+        return dest
+    url, sha256, size = _source(ds)
+    archive = root / "archives" / f"{name}.tgz"
+    fresh = False
+    if archive.exists() and not force:
+        try:
+            _verify(archive, url, sha256, size)
+        except DownloadError:
+            archive.unlink()
+    if not archive.exists() or force:
+        _download(url, archive, sha256, size)
+        fresh = True
+    try:
+        return _extract(archive, ds, root)
+    except _CorruptArchive:
+        if fresh:
+            raise
+    # The cached archive was corrupt (and has been removed): fetch it afresh, exactly once.
+    _download(url, archive, sha256, size)
+    return _extract(archive, ds, root)
+
+
+def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
+    """(url, expected sha256, expected size) for the mirror if one is set, else the canonical URL."""
+    base = config.mirror()
+    if base is None:
+        return ds.url, ds.sha256, ds.size
+    filename = f"{ds.name}.tgz"
+    sums: dict[str, str] = {}
+    resp = _open(f"{base}/SHA256SUMS", missing_ok=True)
+    if resp is not None:
+        with resp:
+            for line in resp.read().decode("utf-8", "replace").splitlines():
+                parts = line.split()
+                if len(parts) == 2:
+                    sums[parts[1].lstrip("*")] = parts[0].lower()
+    return f"{base}/{filename}", sums.get(filename), None
+
+
+def _open(url: str, missing_ok: bool = False):
+    """urlopen with a timeout and errors that say what to do; None for a missing file if missing_ok."""
+    try:
+        return urllib.request.urlopen(url, timeout=TIMEOUT)
+    except urllib.error.HTTPError as err:
+        err.close()
+        if missing_ok and err.code == 404:
+            return None
+        raise DownloadError(f"HTTP {err.code} {err.reason} for {url}. {_URL_HINT}") from err
+    except urllib.error.URLError as err:
+        if url.startswith("file:"):
+            if missing_ok and isinstance(err.reason, FileNotFoundError):
+                return None
+            raise DownloadError(f"Cannot read {url}: {err.reason}. {_URL_HINT}") from err
+        raise DownloadError(f"Could not reach {url}: {err.reason}. {_MIRROR_HINT}") from err
+    except (OSError, http.client.HTTPException) as err:  # timeouts, resets
+        raise DownloadError(f"Could not reach {url}: {err}. {_MIRROR_HINT}") from err
+
+
+def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> None:
+    """Stream ``url`` into ``<archive>.part`` with a progress bar, verify, then rename to ``archive``."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    part = archive.with_name(archive.name + ".part")
+    bar_cls = tqdm_text if config.progress_mode() == "text" else tqdm_auto
+    try:
+        with _open(url) as resp:
+            length = resp.headers.get("Content-Length")
+            expected = int(length) if length is not None else None
+            received = 0
+            with open(part, "wb") as out, bar_cls(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                                                  desc=archive.name, disable=config.progress_mode() == "none") as bar:
+                while chunk := resp.read(CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        if expected is not None and received != expected:
+            raise DownloadError(f"Transfer of {url} stopped after {received:,} of {expected:,} bytes; {_AFRESH}.")
+        _verify(part, url, sha256, size)
+        os.replace(part, archive)
+    except (OSError, http.client.HTTPException) as err:
+        raise DownloadError(f"Download of {url} failed: {err}. The partial file was removed; run again, "
+                            f"or point HELPERS_MIRROR at a mirror.") from err
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _verify(path: Path, url: str, sha256: str | None, size: int | None) -> None:
+    """Check size and sha256 where known; raise DownloadError (the caller removes the file)."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise DownloadError(f"Size mismatch for {url}: got {actual_size:,} bytes, expected {size:,}; {_AFRESH}.")
+    if sha256:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                digest.update(block)
+        if digest.hexdigest() != sha256.lower():
+            raise DownloadError(f"Checksum mismatch for {url}: sha256 {digest.hexdigest()}, "
+                                f"expected {sha256.lower()}; {_AFRESH}.")
+
+
+def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:
+    """Refuse anything but plain files and folders under ``folder``."""
+    path = PurePosixPath(m.name)
+    if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != folder:
+        raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it would land outside {root / folder}")
+    if not (m.isfile() or m.isdir()):
+        kind = "a link" if m.issym() or m.islnk() else "a device or fifo"
+        raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it is {kind}")
+
+
+def _extract(archive: Path, ds: Dataset, root: Path) -> Path:
+    """Validate every member, extract into ``.tmp-<name>-*`` and rename the folder into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{ds.name}-", dir=root))
+    dest = root / ds.folder
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                members = tar.getmembers()  # reads the whole stream: truncation shows up here
+                for m in members:
+                    _check_member(m, ds.folder, root)
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+            archive.unlink(missing_ok=True)
+            raise _CorruptArchive(f"Corrupt or truncated archive {archive} ({type(err).__name__}: {err}); "
+                                  f"{_AFRESH}.") from err
+        if not (tmp / ds.folder).is_dir():
+            raise DownloadError(f"{archive} holds no {ds.folder}/ folder; {_URL_HINT}")
+        if dest.exists():  # force: move the old copy aside; the temp dir cleanup removes it
+            os.replace(dest, tmp / ".old")
+        os.replace(tmp / ds.folder, dest)
+        return dest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""Memory: reclaim it between stages, ask how much is free, size batches from it, report experiments.
+
+Introduced in notebook 01 (resnet-mnist).
+"""
+from __future__ import annotations
+
+import gc
+
+import psutil
+import torch
+
+
+def _used() -> tuple[int, int]:
+    gpu = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+    return gpu, psutil.Process().memory_info().rss
+
+
+def reclaim(verbose: bool = True) -> dict[str, float]:
+    """Collect garbage, empty the CUDA cache and report what was freed, in MB (notebook 01).
+
+    Drop your own references first (``learn = None``); reclaim frees what nothing points to.
+    """
+    gpu0, cpu0 = _used()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    gpu1, cpu1 = _used()
+    freed = {"gpu_mb": (gpu0 - gpu1) / 2**20, "cpu_rss_mb": (cpu0 - cpu1) / 2**20}
+    if verbose:
+        where = f"GPU {freed['gpu_mb']:.1f} MB, " if torch.cuda.is_available() else ""
+        print(f"reclaimed: {where}process RSS {freed['cpu_rss_mb']:+.1f} MB "
+              f"(RSS now {cpu1 / 2**20:.0f} MB)")
+    return freed
+
+
+def gpu_mem_free() -> int:
+    """Free GPU memory in MB on the current device, 0 without CUDA (notebook 01)."""
+    if not torch.cuda.is_available():
+        return 0
+    free, _total = torch.cuda.mem_get_info()
+    return free // 2**20
+
+
+def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) -> int:
+    """Pick a batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01).
+
+    ``table`` maps "at least this many free MB" to a batch size; without CUDA ``default`` is used.
+    """
+    free = gpu_mem_free()
+    if not torch.cuda.is_available():
+        if verbose:
+            print(f"no GPU: batch size {default}")
+        return default
+    fitting = [bs for mb, bs in sorted(table.items()) if free >= mb]
+    bs = fitting[-1] if fitting else min(table.values())
+    if verbose:
+        print(f"batch size {bs} (have {free:,} MB of GPU memory free)")
+    return bs
+
+
+def experiment():
+    """Start an ipyexperiments report: ``IPyExperimentsPytorch`` on a GPU, ``IPyExperimentsCPU``
+    elsewhere. Delete the returned object (``exp = None``) to print what the cells in between
+    consumed and kept (notebook 01)."""
+    if torch.cuda.is_available():
+        from ipyexperiments import IPyExperimentsPytorch
+        return IPyExperimentsPytorch()
+    from ipyexperiments import IPyExperimentsCPU
+    return IPyExperimentsCPU()

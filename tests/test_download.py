@@ -1,0 +1,280 @@
+"""helpers.download against a real HTTP server on loopback and file:// mirrors."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers.download import REGISTRY, DownloadError, untar_data
+
+REAL_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+FILES = {"mnist_png/training/0/1.png": b"zero-one", "mnist_png/training/7/2.png": b"seven-two",
+         "mnist_png/testing/3/9.png": b"three-nine"}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A directory served over http://127.0.0.1:<port>; yields (directory, base url, requested paths)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    hits: list[str] = []
+
+    class Counting(_QuietHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            super().do_GET()
+
+    server, thread = _serve(functools.partial(Counting, directory=str(root)))
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("HELPERS_DATA", str(d))
+    monkeypatch.setenv("HELPERS_PROGRESS", "none")
+    return d
+
+
+def make_tgz(path: Path, files=FILES, extra: list[tarfile.TarInfo] = ()) -> bytes:
+    """Write a real .tgz holding ``files`` (name -> bytes) plus raw ``extra`` members; return its bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, payload in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        for info in extra:
+            tar.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def sha(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def assert_clean(data: Path, folder="mnist_png"):
+    """Nothing half-written: no dataset folder, no temp dirs, no .part files."""
+    assert not (data / folder).exists()
+    assert not list(data.glob(".tmp-*"))
+    assert not list(data.rglob("*.part"))
+
+
+def assert_extracted(path: Path, data: Path):
+    assert path == data / "mnist_png"
+    for name, payload in FILES.items():
+        assert (data / name).read_bytes() == payload
+    assert not list(data.glob(".tmp-*"))
+    assert not list(data.rglob("*.part"))
+
+
+def test_http_happy_path_and_cache(served, data, monkeypatch):
+    root, url, hits = served
+    make_tgz(root / "mnist_png.tgz")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    assert_extracted(untar_data("mnist_png"), data)
+    assert (data / "archives" / "mnist_png.tgz").is_file()
+    (root / "mnist_png.tgz").unlink()  # a second call must not download again
+    assert untar_data("mnist_png") == data / "mnist_png"
+    assert hits.count("/mnist_png.tgz") == 1
+
+
+def test_file_mirror_with_matching_checksum(tmp_path, data, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    blob = make_tgz(mirror / "mnist_png.tgz")
+    (mirror / "SHA256SUMS").write_text(f"{'0' * 64}  other.tgz\n{sha(blob)}  mnist_png.tgz\n")
+    monkeypatch.setenv("HELPERS_MIRROR", mirror.as_uri())
+    assert_extracted(untar_data("mnist_png"), data)
+
+
+def test_force_replaces_existing_folder(served, data, monkeypatch):
+    root, url, hits = served
+    make_tgz(root / "mnist_png.tgz")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    untar_data("mnist_png")
+    (data / "mnist_png" / "stale.txt").write_text("old")
+    assert_extracted(untar_data("mnist_png", force=True), data)
+    assert not (data / "mnist_png" / "stale.txt").exists()
+
+
+def test_http_404(served, data, monkeypatch):
+    _, url, hits = served
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match=r"HTTP 404 .*mnist_png\.tgz.*HELPERS_MIRROR"):
+        untar_data("mnist_png")
+    assert_clean(data)
+
+
+def test_truncated_archive(served, data, monkeypatch):
+    root, url, hits = served
+    blob = make_tgz(root / "full.tgz", files={f"mnist_png/training/{i}.png": bytes(range(256)) * 50
+                                              for i in range(20)})
+    (root / "mnist_png.tgz").write_bytes(blob[: len(blob) // 2])
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match="Corrupt or truncated archive"):
+        untar_data("mnist_png")
+    assert_clean(data)
+    assert not (data / "archives" / "mnist_png.tgz").exists()  # removed, so the next run re-downloads
+
+
+def test_wrong_checksum(served, data, monkeypatch):
+    root, url, hits = served
+    blob = make_tgz(root / "mnist_png.tgz")
+    wrong = "ab" * 32
+    (root / "SHA256SUMS").write_text(f"{wrong}  mnist_png.tgz\n")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match=f"Checksum mismatch.*sha256 {sha(blob)}, expected {wrong}.*removed"):
+        untar_data("mnist_png")
+    assert_clean(data)
+    assert not (data / "archives" / "mnist_png.tgz").exists()
+
+
+def test_member_escaping_with_dotdot_is_refused(served, data, monkeypatch):
+    root, url, hits = served
+    evil = tarfile.TarInfo("mnist_png/../evil.txt")
+    evil.size = 4
+    make_tgz(root / "mnist_png.tgz", extra=[evil])
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match=r"refusing to extract 'mnist_png/\.\./evil\.txt': it would land outside"):
+        untar_data("mnist_png")
+    assert_clean(data)
+    assert not list(data.rglob("evil.txt")) and not (data.parent / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE])
+def test_links_and_fifos_are_refused(served, data, monkeypatch, kind):
+    root, url, hits = served
+    info = tarfile.TarInfo("mnist_png/training/link")
+    info.type, info.linkname = kind, "/etc/passwd"
+    make_tgz(root / "mnist_png.tgz", extra=[info])
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match=r"refusing to extract 'mnist_png/training/link': it is a"):
+        untar_data("mnist_png")
+    assert_clean(data)
+
+
+def test_member_outside_top_folder_is_refused(served, data, monkeypatch):
+    root, url, hits = served
+    make_tgz(root / "mnist_png.tgz", files={**FILES, "other/x.png": b"x"})
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match=r"refusing to extract 'other/x\.png'"):
+        untar_data("mnist_png")
+    assert_clean(data)
+    assert not (data / "other").exists()
+
+
+def test_unreachable_host(data, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HELPERS_MIRROR", f"http://127.0.0.1:{port}")
+    with pytest.raises(DownloadError, match=rf"Could not reach http://127\.0\.0\.1:{port}/.*HELPERS_MIRROR="):
+        untar_data("mnist_png")
+    assert_clean(data)
+
+
+def test_short_transfer_is_an_error(tmp_path, data, monkeypatch):
+    """The server promises more bytes (Content-Length) than it sends, then closes."""
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if not self.path.endswith(".tgz"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+
+        def log_message(self, *args):
+            pass
+
+    server, thread = _serve(Liar)
+    try:
+        monkeypatch.setenv("HELPERS_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(DownloadError, match=r"stopped after 10 of 1,000 bytes"):
+            untar_data("mnist_png")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert_clean(data)
+    assert not (data / "archives" / "mnist_png.tgz").exists()
+
+
+def test_corrupt_cached_archive_is_downloaded_again_once(served, data, monkeypatch):
+    root, url, hits = served
+    make_tgz(root / "mnist_png.tgz")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    (data / "archives").mkdir(parents=True)
+    (data / "archives" / "mnist_png.tgz").write_bytes(b"not a gzip file at all")
+    assert_extracted(untar_data("mnist_png"), data)
+    assert (data / "archives" / "mnist_png.tgz").read_bytes() == (root / "mnist_png.tgz").read_bytes()
+    assert hits.count("/mnist_png.tgz") == 1
+
+
+def test_cached_archive_with_wrong_checksum_is_downloaded_again(served, data, monkeypatch):
+    root, url, hits = served
+    blob = make_tgz(root / "mnist_png.tgz")
+    (root / "SHA256SUMS").write_text(f"{sha(blob)}  mnist_png.tgz\n")
+    make_tgz(tmp := root.parent / "stale.tgz", files={"mnist_png/old.png": b"old"})
+    (data / "archives").mkdir(parents=True)
+    (data / "archives" / "mnist_png.tgz").write_bytes(tmp.read_bytes())
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    assert_extracted(untar_data("mnist_png"), data)
+    assert not (data / "mnist_png" / "old.png").exists()
+
+
+def test_corrupt_download_is_not_retried_in_a_loop(served, data, monkeypatch):
+    root, url, hits = served
+    (root / "mnist_png.tgz").write_bytes(b"garbage")
+    (data / "archives").mkdir(parents=True)
+    (data / "archives" / "mnist_png.tgz").write_bytes(b"cached garbage")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(DownloadError, match="Corrupt or truncated archive"):
+        untar_data("mnist_png")
+    assert hits.count("/mnist_png.tgz") == 1  # the cached copy was replaced once, then it stopped
+    assert_clean(data)
+    assert not (data / "archives" / "mnist_png.tgz").exists()
+
+
+def test_unknown_dataset_lists_names(data):
+    with pytest.raises(DownloadError, match=r"Unknown dataset 'no_such_set'.*mnist_png"):
+        untar_data("no_such_set")
+    assert "mnist_png" in REGISTRY and REGISTRY["mnist_png"].folder == "mnist_png"
+
+
+def test_real_mirror_mnist(data, monkeypatch):
+    """The real 17 MB MNIST archive from ../shared/datasets via file:// (a few seconds)."""
+    if not (REAL_MIRROR / "mnist_png.tgz").is_file():
+        pytest.skip(f"no dataset mirror at {REAL_MIRROR}")
+    monkeypatch.setenv("HELPERS_MIRROR", REAL_MIRROR.as_uri())
+    path = untar_data("mnist_png")
+    assert path == data / "mnist_png"
+    counts = [len(list((path / "training" / str(d)).glob("*.png"))) for d in range(10)]
+    assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert sum(1 for _ in (path / "testing").rglob("*.png")) == 10_000
+    assert not list(data.glob(".tmp-*"))

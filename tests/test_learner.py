@@ -1,0 +1,135 @@
+"""helpers.learner: lr ranges, the one-cycle schedule, lr_find, the loop, summary, save/load, predict."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers.learner import Callback, Learner, accuracy, lr_range
+
+
+class ToyData:
+    """Two well separated Gaussian blobs in 2-D: a unit-test stand-in for a DataBunch."""
+
+    def __init__(self, n=512, bs=64):
+        g = torch.Generator().manual_seed(0)
+        y = torch.randint(0, 2, (n,), generator=g)
+        x = torch.randn(n, 2, generator=g) * 0.5 + (y[:, None] * 2 - 1) * 2.0
+        self.device = torch.device("cpu")
+        self.classes = ["a", "b"]
+        self.train_dl = [(x[i:i + bs], y[i:i + bs]) for i in range(0, n - 128, bs)]
+        self.valid_dl = [(x[n - 128:], y[n - 128:])]
+
+    def one_batch(self, valid=False):
+        return (self.valid_dl if valid else self.train_dl)[0]
+
+
+def toy_learner(**kw):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+    return Learner(ToyData(), model, nn.CrossEntropyLoss(), accuracy, **kw)
+
+
+def test_accuracy_by_hand():
+    pred = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    assert accuracy(pred, torch.tensor([1, 0, 0, 0])).item() == pytest.approx(0.75)
+    seq = torch.zeros(2, 3, 4)
+    seq[..., 2] = 1
+    assert accuracy(seq, torch.tensor([[2, 2, 1], [2, 0, 2]])).item() == pytest.approx(4 / 6)
+
+
+def test_lr_range_semantics():
+    assert lr_range(0.1, 3) == [0.1, 0.1, 0.1]
+    assert lr_range(slice(3e-3), 3) == pytest.approx([3e-4, 3e-4, 3e-3])
+    assert lr_range(slice(1e-6, 1e-4), 3) == pytest.approx([1e-6, 1e-5, 1e-4])
+    assert lr_range(slice(1e-6, 1e-4), 1) == pytest.approx([1e-4])
+
+
+def test_fit_one_cycle_schedule_and_learning():
+    learn = toy_learner()
+    before = learn.validate()
+    learn.fit_one_cycle(4, max_lr=0.05, pct_start=0.25)
+    rec = learn.recorder
+    n = len(rec.lrs)
+    assert n == 4 * len(learn.data.train_dl)
+    assert rec.lrs[0] == pytest.approx(0.05 / 25)
+    assert max(rec.lrs) == pytest.approx(0.05, rel=0.05)
+    peak = rec.lrs.index(max(rec.lrs))
+    assert abs(peak - 0.25 * n) <= 1
+    assert rec.lrs[-1] < 0.05 / 25 / 1e3 * 10
+    assert rec.moms[0] == pytest.approx(0.95) and min(rec.moms) == pytest.approx(0.85, abs=1e-3)
+    assert rec.moms[peak] == pytest.approx(0.85, abs=1e-3)
+    assert len(rec.val_losses) == 4 and len(rec.metrics) == 4 and rec.metric_names == ["accuracy"]
+    after = learn.validate()
+    assert after[0] < before[0] and after[1] > 0.95
+
+
+def test_lr_find_restores_weights_and_stops_on_divergence():
+    learn = toy_learner()
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.lr_find(end_lr=1e4, num_it=200)
+    for k, v in learn.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    rec = learn.recorder
+    assert 10 < len(rec.lrs) < 200, "a sweep to lr=1e4 must diverge and stop early"
+    assert all(b > a for a, b in zip(rec.lrs, rec.lrs[1:]))
+    assert rec.lrs[0] == pytest.approx(1e-7)
+
+
+def test_callbacks_can_replace_the_loss():
+    class Double(Callback):
+        def after_loss(self, learn):
+            learn.loss = learn.loss * 0 + 123.0
+
+    learn = toy_learner(callbacks=[Double()])
+    assert learn.validate()[0] == pytest.approx(123.0)
+
+
+def test_model_reset_is_called_each_pass():
+    calls = []
+
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def reset(self):
+            calls.append(self.training)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    learn = Learner(ToyData(), Stateful(), nn.CrossEntropyLoss(), accuracy)
+    learn.fit(1, 1e-3)
+    assert calls == [True, False]
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    learn = toy_learner()
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        learn.fit(1, 1e12)
+
+
+def test_summary_counts(capsys):
+    learn = toy_learner()
+    learn.summary()
+    out = capsys.readouterr().out
+    assert "Linear" in out and "[16]" in out and "[2]" in out
+    assert "Total params: 82" in out  # 2*16+16 + 16*2+2
+
+
+def test_save_load_predict(tmp_path, monkeypatch):
+    monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
+    learn = toy_learner()
+    learn.fit(2, 1e-2)
+    path = learn.save("toy")
+    assert path == tmp_path / "models" / "toy.pth" and path.exists()
+    other = toy_learner()
+    other.model[0].weight.data.zero_()
+    other.load("toy")
+    for a, b in zip(learn.model.parameters(), other.model.parameters()):
+        assert torch.equal(a, b)
+    label, idx, probs = other.predict(torch.tensor([3.0, 3.0]))
+    assert (label, idx) == ("b", 1) and math.isclose(float(probs.sum()), 1, rel_tol=1e-5)
+    with pytest.raises(FileNotFoundError, match="learn.save"):
+        other.load("missing")
