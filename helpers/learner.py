@@ -62,7 +62,7 @@ class Recorder:
         fig, axs = plt.subplots(1, n, figsize=(figsize[0] * n, figsize[1]))
         return fig, axs
 
-    def plot(self, skip_start: int = 10, skip_end: int = 5):
+    def plot(self, skip_start: int = 10, skip_end: int = 5) -> None:
         """Loss against learning rate from ``lr_find`` (log x axis) (notebook 01)."""
         end = len(self.lrs) - skip_end if len(self.lrs) > skip_start + skip_end else len(self.lrs)
         lrs, losses = self.lrs[skip_start:end], self.losses[skip_start:end]
@@ -75,9 +75,8 @@ class Recorder:
             best = min(range(len(losses)), key=losses.__getitem__)
             ax.plot(lrs[best], losses[best], "o", color="C3", label=f"lowest loss at lr={lrs[best]:.1e}")
             ax.legend()
-        return fig
 
-    def plot_losses(self):
+    def plot_losses(self) -> None:
         """Per-batch training loss and per-epoch validation loss (notebook 01)."""
         fig, ax = self._axes()
         ax.plot(range(1, len(self.losses) + 1), self.losses, label="train (smoothed)")
@@ -86,9 +85,8 @@ class Recorder:
         ax.set_xlabel("batches processed")
         ax.set_ylabel("loss")
         ax.legend()
-        return fig
 
-    def plot_lr(self):
+    def plot_lr(self) -> None:
         """Learning rate and momentum (Adam's beta1) over the iterations (notebook 01)."""
         fig, (a, b) = self._axes(2, figsize=(4.5, 3.5))
         a.plot(self.lrs)
@@ -97,9 +95,8 @@ class Recorder:
         b.set_title("momentum (beta1)")
         for ax in (a, b):
             ax.set_xlabel("iteration")
-        return fig
 
-    def plot_metrics(self):
+    def plot_metrics(self) -> None:
         """Each validation metric per epoch (notebook 01)."""
         n = max(1, len(self.metric_names))
         fig, axs = self._axes(n, figsize=(4.5, 3.5))
@@ -108,7 +105,6 @@ class Recorder:
             ax.plot(range(1, len(self.metrics) + 1), [m[i] for m in self.metrics], "o-")
             ax.set_title(name)
             ax.set_xlabel("epoch")
-        return fig
 
 
 class Callback:

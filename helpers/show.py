@@ -32,7 +32,7 @@ def _in_notebook() -> bool:
 
 
 def show_image(img: torch.Tensor, ax=None, figsize=(3, 3), title: str | None = None, cmap: str | None = "binary",
-               **kwargs):
+               **kwargs) -> None:
     """Draw one image tensor (C, H, W) or (H, W) in [0, 1]; 1-channel images use ``cmap`` (notebook 01)."""
     plt = _plt()
     if ax is None:
@@ -46,10 +46,9 @@ def show_image(img: torch.Tensor, ax=None, figsize=(3, 3), title: str | None = N
     ax.set_axis_off()
     if title is not None:
         ax.set_title(title)
-    return ax
 
 
-def plot_multi(func: Callable[[int, int, object], None], rows: int, cols: int, figsize=(8, 8)):
+def plot_multi(func: Callable[[int, int, object], None], rows: int, cols: int, figsize=(8, 8)) -> None:
     """Call ``func(i, j, ax)`` on each cell of a rows x cols grid of axes (notebook 01)."""
     plt = _plt()
     fig, axs = plt.subplots(rows, cols, figsize=figsize, squeeze=False)
@@ -57,10 +56,9 @@ def plot_multi(func: Callable[[int, int, object], None], rows: int, cols: int, f
         for j in range(cols):
             func(i, j, axs[i, j])
     fig.tight_layout()
-    return fig
 
 
-def show_batch(data, rows: int = 3, figsize=(5, 5), valid: bool = False, cmap: str = "binary"):
+def show_batch(data, rows: int = 3, figsize=(5, 5), valid: bool = False, cmap: str = "binary") -> None:
     """A rows x rows grid of one (augmented) batch with its labels (notebook 01)."""
     x, y = data.one_batch(valid=valid)
     x = data.denorm(x)
@@ -69,10 +67,10 @@ def show_batch(data, rows: int = 3, figsize=(5, 5), valid: bool = False, cmap: s
         k = i * rows + j
         show_image(x[k], ax=ax, title=data.classes[int(y[k])], cmap=cmap)
 
-    return plot_multi(cell, rows, rows, figsize=figsize)
+    plot_multi(cell, rows, rows, figsize=figsize)
 
 
-def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary"):
+def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> None:
     """Validation images titled ``prediction / truth``, wrong ones in red, most confident mistakes first
     (notebook 01)."""
     preds, targs = learn.get_preds()
@@ -92,6 +90,5 @@ def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary"):
         show_image(img, ax=ax, cmap=cmap)
         ax.set_title(f"{classes[pred[k]]} / {classes[targs[k]]}", color="black" if ok else "red")
 
-    fig = plot_multi(cell, rows, rows, figsize=figsize)
-    fig.suptitle("prediction / truth (red: wrong)")
-    return fig
+    plot_multi(cell, rows, rows, figsize=figsize)
+    _plt().gcf().suptitle("prediction / truth (red: wrong)", y=1.02)
