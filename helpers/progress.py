@@ -20,7 +20,8 @@ def progress_bar(iterable: Iterable, total: int | None = None, desc: str = "", l
         from tqdm.auto import tqdm
         return tqdm(iterable, total=total, desc=desc, leave=leave)
     from tqdm.std import tqdm
-    return tqdm(iterable, total=total, desc=desc, leave=leave, file=sys.stdout, mininterval=5.0, ncols=90)
+    # headless: appear only for passes longer than 2 s, refresh at most every 5 s
+    return tqdm(iterable, total=total, desc=desc, leave=leave, file=sys.stdout, mininterval=5.0, delay=2.0, ncols=90)
 
 
 def format_time(seconds: float) -> str:

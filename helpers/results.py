@@ -64,13 +64,19 @@ class Results:
         return out
 
 
+def _fmt(name: str, value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}" if name.endswith("seconds") else f"{value:.4f}"
+    return str(value)
+
+
 def format_table(records: list[dict]) -> str:
-    """Rows ``notebook | profile | device | metric | value`` as plain text (notebook 01)."""
+    """Rows ``notebook | profile | machine | metric | value`` as plain text (notebook 01)."""
     rows = [("notebook", "profile", "machine", "metric", "value")]
     for r in records:
-        for k, v in r["metrics"].items():
-            rows.append((r["notebook"], r["profile"], r.get("machine", r["device"]), k, f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.1f}" if isinstance(v, float) else str(v)))
-        rows.append((r["notebook"], r["profile"], r.get("machine", r["device"]), "notebook_seconds", f"{r['seconds']:,.1f}"))
+        where = r.get("machine", r["device"])
+        for name, value in [*r["metrics"].items(), ("notebook_seconds", r["seconds"])]:
+            rows.append((r["notebook"], r["profile"], where, name, _fmt(name, value)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
