@@ -25,7 +25,7 @@ from helpers.progress import EpochTable, progress_bar
 
 def accuracy(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     """Fraction of argmax predictions equal to the target; works on flattened sequences (notebook 01)."""
-    return (pred.argmax(-1).view(-1) == targ.view(-1)).float().mean()
+    return (pred.argmax(-1).reshape(-1) == targ.reshape(-1)).float().mean()
 
 
 def lr_range(lr: float | slice, n_groups: int) -> list[float]:
@@ -179,7 +179,8 @@ class Learner:
         self.recorder.moms.append(group["betas"][0])
 
     def _run(self, epochs: int, opt, sched=None) -> None:
-        rec, names = self.recorder, [getattr(m, "__name__", type(m).__name__) for m in self.metrics]
+        names = [getattr(m, "__name__", type(m).__name__) for m in self.metrics]
+        rec = self.recorder = Recorder()  # each fit records afresh, as fastai's Recorder did
         rec.metric_names = names
         table = EpochTable(["train_loss", "valid_loss", *names])
         self._event("before_fit")

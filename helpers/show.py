@@ -80,6 +80,7 @@ def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> 
     wrong = (pred != targs).nonzero().flatten()
     wrong = wrong[probs[wrong, pred[wrong]].argsort(descending=True)]
     right = (pred == targs).nonzero().flatten()
+    right = right[torch.randperm(len(right), generator=torch.Generator().manual_seed(0))]
     order = torch.cat([wrong[: rows * rows // 2], right])[: rows * rows]
     classes = learn.data.classes
 

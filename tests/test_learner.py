@@ -76,6 +76,14 @@ def test_lr_find_restores_weights_and_stops_on_divergence():
     assert rec.lrs[0] == pytest.approx(1e-7)
 
 
+def test_each_fit_records_afresh():
+    learn = toy_learner()
+    learn.lr_find(num_it=20)
+    learn.fit(1, 1e-3)
+    assert len(learn.recorder.lrs) == len(learn.data.train_dl), "lr_find's sweep must not leak into the fit"
+    assert set(learn.recorder.lrs) == {1e-3}
+
+
 def test_callbacks_can_replace_the_loss():
     class Double(Callback):
         def after_loss(self, learn):

@@ -1,0 +1,321 @@
+"""Human numbers: the corpus, its vocabulary and language-model batches. Introduced in notebook 06
+(human-numbers).
+
+The lesson's data set is the numbers 1 ... 9,999 written in English words. It can be made exactly, so
+it is made here rather than downloaded: training text is 1 ... 7,999, validation text is 8,001 ...
+9,999 (8,000 is in neither). Each split becomes one document, the numbers joined by ``", "`` behind a
+beginning-of-stream token::
+
+    xxbos one , two , three , ... , seven thousand nine hundred ninety nine
+
+The original archive (``train.txt`` / ``valid.txt``, one number per line) is registered too, so
+``human_numbers(untar_data("human_numbers"))`` reads the same tokens from the lesson's files.
+
+``LMLoader`` serves a token stream the way a language model reads it: the stream is cut into ``bs``
+contiguous rows and each batch is the next ``bptt`` columns, so row ``r`` of batch ``k + 1`` carries on
+exactly where row ``r`` of batch ``k`` stopped; the targets are the inputs shifted one token ahead.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers import config
+from helpers.download import Dataset, register
+
+BOS = "xxbos"
+UNK = "xxunk"
+# The special tokens of early-2019 fastai, in its order; keeping them gives the lesson's vocab of 38.
+SPECIAL_TOKENS = (UNK, "xxpad", BOS, "xxfld", "xxmaj", "xxup", "xxrep", "xxwrep")
+TRAIN_RANGE = range(1, 8_000)       # 1 ... 7,999
+VALID_RANGE = range(8_001, 10_000)  # 8,001 ... 9,999
+
+register(Dataset("human_numbers", "http://files.fast.ai/data/examples/human_numbers.tgz", "human_numbers",
+                 size=30252, about="the numbers 1-9,999 in English words, one per line: "
+                                   "train.txt (1-7,999) and valid.txt (8,001-9,999)"))
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+         "sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+# --- the corpus -------------------------------------------------------------------------------
+def number_to_words(n: int) -> str:
+    """English words for 1 <= n <= 9,999 without "and" or hyphens, e.g. 8023 -> "eight thousand
+    twenty three", as in the lesson's files (notebook 06)."""
+    if not isinstance(n, int) or not 1 <= n <= 9_999:
+        raise ValueError(f"number_to_words covers the integers 1 ... 9,999, got {n!r}")
+    words = []
+    thousands, rest = divmod(n, 1000)
+    hundreds, rest = divmod(rest, 100)
+    if thousands:
+        words += [_ONES[thousands], "thousand"]
+    if hundreds:
+        words += [_ONES[hundreds], "hundred"]
+    if rest >= 20:
+        tens, rest = divmod(rest, 10)
+        words.append(_TENS[tens])
+    if rest:
+        words.append(_ONES[rest])
+    return " ".join(words)
+
+
+def number_lines(numbers: Iterable[int]) -> list[str]:
+    """One line of words per number, the layout of the lesson's ``train.txt`` / ``valid.txt`` (notebook 06)."""
+    return [number_to_words(n) for n in numbers]
+
+
+def make_document(lines: Iterable[str]) -> str:
+    """Join lines with ``", "`` into one document that starts with the ``xxbos`` token (notebook 06)."""
+    return f"{BOS} " + ", ".join(line.strip() for line in lines)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split on white space, with every ``,`` a token of its own (notebook 06)."""
+    return text.replace(",", " , ").split()
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The token lists of the training and the validation document (notebook 06)."""
+
+    train: list[str]
+    valid: list[str]
+    source: str = "generated"
+
+    def __repr__(self) -> str:
+        return (f"Corpus({self.source}): train {len(self.train):,} tokens, valid {len(self.valid):,} tokens; "
+                f"valid starts {' '.join(self.valid[:8])} ...")
+
+    def vocab(self) -> "Vocab":
+        """The vocabulary of the training tokens, special tokens first (notebook 06)."""
+        return Vocab.create(self.train)
+
+    def databunch(self, bs: int = 64, bptt: int = 70, vocab: "Vocab | None" = None) -> "LMDataBunch":
+        """Language-model loaders over both documents, like the lesson's ``databunch(bs, bptt)`` (notebook 06)."""
+        return LMDataBunch.create(self, bs=bs, bptt=bptt, vocab=vocab)
+
+
+def human_numbers(path: Path | str | None = None) -> Corpus:
+    """The corpus: generated exactly when ``path`` is None, else read from a folder holding the lesson's
+    ``train.txt`` and ``valid.txt`` (e.g. ``untar_data("human_numbers")``) (notebook 06)."""
+    if path is None:
+        return Corpus(tokenize(make_document(number_lines(TRAIN_RANGE))),
+                      tokenize(make_document(number_lines(VALID_RANGE))))
+    return read_human_numbers(path)
+
+
+def read_human_numbers(path: Path | str) -> Corpus:
+    """Read ``train.txt`` / ``valid.txt`` (one number in words per line) into a Corpus (notebook 06)."""
+    path = Path(path)
+    docs = []
+    for name in ("train.txt", "valid.txt"):
+        file = path / name
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing: a human_numbers folder holds train.txt and valid.txt")
+        lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+        docs.append(tokenize(make_document(line for line in lines if line)))
+    return Corpus(*docs, source=str(path))
+
+
+def write_human_numbers(path: Path | str) -> Path:
+    """Write the generated corpus in the lesson's layout: ``train.txt`` and ``valid.txt``, one number per
+    line (notebook 06)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, numbers in (("train.txt", TRAIN_RANGE), ("valid.txt", VALID_RANGE)):
+        (path / name).write_text("\n".join(number_lines(numbers)) + "\n", encoding="utf-8")
+    return path
+
+
+# --- vocabulary -------------------------------------------------------------------------------
+class Vocab:
+    """Token <-> id. ``itos[i]`` is the token with id ``i``; unknown tokens map to ``xxunk`` (notebook 06)."""
+
+    def __init__(self, itos: Sequence[str]):
+        self.itos = list(itos)
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("a vocabulary cannot hold the same token twice")
+
+    @classmethod
+    def create(cls, tokens: Iterable[str], specials: Sequence[str] = SPECIAL_TOKENS, min_freq: int = 1) -> "Vocab":
+        """Special tokens first, then the other tokens by falling frequency (ties: first seen first) (notebook 06)."""
+        counts = Counter(t for t in tokens if t not in specials)
+        return cls([*specials, *(t for t, c in counts.most_common() if c >= min_freq)])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} tokens: {' '.join(self.itos)})"
+
+    def numericalize(self, tokens: Iterable[str]) -> torch.Tensor:
+        """Token list -> int64 tensor of ids (notebook 06)."""
+        unk = self.stoi.get(UNK, 0)
+        return torch.tensor([self.stoi.get(t, unk) for t in tokens], dtype=torch.long)
+
+    def textify(self, ids: torch.Tensor | Iterable[int], sep: str = " ") -> str:
+        """Ids -> tokens joined by ``sep`` (notebook 06)."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.flatten().tolist()
+        return sep.join(self.itos[int(i)] for i in ids)
+
+
+# --- language-model batches -------------------------------------------------------------------
+class LMLoader:
+    """Batches ``(x, y)`` of shape ``(bs, bptt)`` read in order from one token stream (notebook 06).
+
+    The stream is cut into ``bs`` rows of equal length; batch ``k`` is columns ``k*bptt ...`` of every
+    row, so each row reads its own stretch of text from start to end across the batches, and ``y`` is
+    ``x`` one token later. Every batch is full: a row uses a whole number of ``bptt`` chunks, so up to
+    ``bptt - 1`` tokens at the end of each row, and ``bs - 1`` at the end of the stream, are not read.
+    ``max_batches`` caps the batches per epoch (the first ones are kept, in order).
+    """
+
+    def __init__(self, ids: torch.Tensor, bs: int, bptt: int, device: torch.device | None = None,
+                 max_batches: int | None = None):
+        if bs < 1 or bptt < 1:
+            raise ValueError(f"bs and bptt must be positive, got bs={bs}, bptt={bptt}")
+        self.device = device or config.device()
+        self.bs, self.bptt, self.n_tokens = bs, bptt, len(ids)
+        row_len = (len(ids) - 1) // bs  # tokens per row that have a next token to predict
+        self.n_chunks = row_len // bptt
+        if self.n_chunks == 0:
+            raise ValueError(f"{len(ids):,} tokens are too few for bs={bs} rows of at least bptt={bptt} + 1 tokens")
+        self.max_batches = max_batches
+        used = self.n_chunks * bptt
+        starts = torch.arange(bs) * row_len
+        cols = torch.arange(used + 1)
+        self.rows = ids[starts[:, None] + cols[None, :]].to(self.device)  # (bs, used + 1)
+
+    def __len__(self) -> int:
+        return min(self.n_chunks, self.max_batches) if self.max_batches else self.n_chunks
+
+    @property
+    def n_items(self) -> int:
+        """Tokens predicted per epoch (without a cap) (notebook 06)."""
+        return self.n_chunks * self.bptt * self.bs
+
+    def __iter__(self):
+        for k in range(len(self)):
+            a = k * self.bptt
+            yield self.rows[:, a:a + self.bptt].contiguous(), self.rows[:, a + 1:a + self.bptt + 1].contiguous()
+
+    def __repr__(self) -> str:
+        return (f"LMLoader({self.n_tokens:,} tokens -> {len(self)} batches of (bs={self.bs}, bptt={self.bptt}); "
+                f"{self.n_items:,} predicted per epoch)")
+
+
+@dataclass
+class LMDataBunch:
+    """Training and validation ``LMLoader`` s plus the vocabulary (notebook 06)."""
+
+    train_dl: LMLoader
+    valid_dl: LMLoader
+    vocab: Vocab
+
+    @classmethod
+    def create(cls, corpus: Corpus, bs: int = 64, bptt: int = 70, vocab: Vocab | None = None,
+               device: torch.device | None = None) -> "LMDataBunch":
+        """Numericalise both documents and wrap them in loaders (notebook 06). The profile's
+        ``max_batches_per_epoch`` caps the training batches when it sets one."""
+        vocab = vocab or corpus.vocab()
+        cap = config.profile().max_batches_per_epoch
+        return cls(LMLoader(vocab.numericalize(corpus.train), bs, bptt, device, max_batches=cap),
+                   LMLoader(vocab.numericalize(corpus.valid), bs, bptt, device), vocab)
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_dl.device
+
+    @property
+    def bs(self) -> int:
+        return self.train_dl.bs
+
+    @property
+    def bptt(self) -> int:
+        return self.train_dl.bptt
+
+    def __repr__(self) -> str:
+        return (f"LMDataBunch: vocab {len(self.vocab)}, bs {self.bs}, bptt {self.bptt}; "
+                f"train {len(self.train_dl)} batches, valid {len(self.valid_dl)} batches")
+
+    def one_batch(self, valid: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first batch of the training (or validation) loader (notebook 06)."""
+        return next(iter(self.valid_dl if valid else self.train_dl))
+
+    def show_batch(self, rows: int = 5, valid: bool = False, width: int = 120) -> None:
+        """Print a table of the first batch's rows as text (notebook 06)."""
+        show_batch(self, rows=rows, valid=valid, width=width)
+
+
+def show_batch(data: LMDataBunch, rows: int = 5, valid: bool = False, width: int = 120) -> None:
+    """Print a plain-text table ``idx | text`` of the first ``rows`` rows of one batch, decoded; works
+    headless (notebook 06)."""
+    x, _ = data.one_batch(valid=valid)
+    texts = [data.vocab.textify(x[i]) for i in range(min(rows, len(x)))]
+    texts = [t if len(t) <= width else t[:width - 3].rsplit(" ", 1)[0] + " ..." for t in texts]
+    w = max([len("text"), *map(len, texts)])
+    lines = [f"{'idx':>3} | text", f"{'-' * 3}-+-{'-' * w}"]
+    lines += [f"{i:>3} | {t}" for i, t in enumerate(texts)]
+    print("\n".join(lines))
+
+
+def profile_note() -> str:
+    """Print (and return) one line saying what the profile changes for notebook 06 (notebook 06)."""
+    p = config.profile()
+    cap = p.max_batches_per_epoch
+    what = (f"training capped at {cap} batches per epoch" if cap else
+            "nothing - the full corpus with the lesson's batch size, bptt and epochs")
+    line = f"human numbers, {p.name} profile: the profile changes {what}"
+    print(line)
+    return line
+
+
+# --- losses, layers, regularisation -----------------------------------------------------------
+def cross_entropy_flat(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every position of a sequence: ``(bs, seq, n_vocab)`` vs ``(bs, seq)`` (notebook 06)."""
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1))
+
+
+class BatchNorm1dFlat(nn.BatchNorm1d):
+    """``BatchNorm1d`` over the last dimension of a ``(..., features)`` tensor: the leading dimensions
+    are flattened into one batch dimension and restored afterwards (notebook 06)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+class RNNRegularizer:
+    """Learner callback for activation regularisation (notebook 06).
+
+    The model returns ``(logits, raw, dropped)``: ``raw`` the RNN's outputs, ``dropped`` the same after
+    dropout. The loss used in training adds ``alpha * mean(dropped**2)`` (AR: keep activations small)
+    and ``beta * mean((raw[:, t+1] - raw[:, t])**2)`` (TAR: keep them changing slowly); metrics and
+    validation see the plain loss. Everyone else only sees ``logits``.
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 1.0):
+        self.alpha, self.beta = alpha, beta
+        self.raw = self.dropped = None
+
+    def after_pred(self, learn) -> None:
+        if isinstance(learn.pred, (tuple, list)):
+            learn.pred, self.raw, self.dropped = learn.pred
+
+    def after_loss(self, learn) -> None:
+        if not learn.model.training or self.raw is None:
+            return
+        if self.alpha:
+            learn.loss = learn.loss + self.alpha * self.dropped.float().pow(2).mean()
+        if self.beta and self.raw.shape[1] > 1:
+            learn.loss = learn.loss + self.beta * (self.raw[:, 1:] - self.raw[:, :-1]).float().pow(2).mean()
