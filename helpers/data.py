@@ -248,10 +248,10 @@ class TensorLoader:
     def n_items(self) -> int:
         return len(self.x)
 
-    def process(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> float in [0, 1] -> transforms -> normalised."""
+    def process(self, x: torch.Tensor, tfms: Sequence[Transform] | None = None) -> torch.Tensor:
+        """uint8 batch -> float in [0, 1] -> transforms (this loader's, unless given) -> normalised."""
         x = x.to(self.device, non_blocking=True).float().div_(255)
-        for tfm in self.tfms:
+        for tfm in self.tfms if tfms is None else tfms:
             x = tfm(x)
         if self.stats is not None:
             mean, std = self.stats

@@ -299,6 +299,23 @@ class Learner:
         return torch.cat(preds), torch.cat(targs)
 
     @torch.no_grad()
+    def tta(self, n_aug: int = 8, beta: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
+        """Test-time augmentation, as fastai's ``learn.TTA()``: validation probabilities mixed as
+        ``beta * mean(augmented) + (1 - beta) * plain``, where the ``n_aug`` augmented passes use the
+        training transforms. Returns (probabilities, targets) on the CPU (notebook 01)."""
+        dl, tfms = self.data.valid_dl, self.data.train_dl.tfms
+        self.model.eval()
+        probs, targs = [], []
+        for start in range(0, dl.n_items, dl.bs):
+            raw, y = dl.x[start:start + dl.bs], dl.y[start:start + dl.bs]
+            with self._autocast():
+                plain = torch.softmax(self.model(dl.process(raw)).float(), -1)
+                aug = sum(torch.softmax(self.model(dl.process(raw, tfms)).float(), -1) for _ in range(n_aug))
+            probs.append((beta * aug / n_aug + (1 - beta) * plain).cpu())
+            targs.append(y.cpu())
+        return torch.cat(probs), torch.cat(targs)
+
+    @torch.no_grad()
     def predict(self, item: torch.Tensor):
         """Class name, index and probabilities for one raw item, e.g. an image in [0, 1] (notebook 01)."""
         self.model.eval()

@@ -141,3 +141,25 @@ def test_save_load_predict(tmp_path, monkeypatch):
     assert (label, idx) == ("b", 1) and math.isclose(float(probs.sum()), 1, rel_tol=1e-5)
     with pytest.raises(FileNotFoundError, match="learn.save"):
         other.load("missing")
+
+
+def test_tta_mixes_plain_and_augmented_probabilities():
+    from helpers.data import DataBunch, TensorLoader, rand_pad
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 3, (40,), generator=g)
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    plain_data = DataBunch(TensorLoader(x, y, 16, device=cpu), TensorLoader(x, y, 16, device=cpu), ["a", "b", "c"])
+    learn = Learner(plain_data, model, nn.CrossEntropyLoss(), accuracy)
+    probs, targs = learn.tta(n_aug=3, beta=0.4)
+    expected = torch.softmax(model(x.float() / 255), -1)
+    assert torch.allclose(probs, expected, atol=1e-6), "with no training transforms TTA equals the plain prediction"
+    assert torch.equal(targs, y)
+    shifted = DataBunch(TensorLoader(x, y, 16, tfms=[rand_pad(2, 8)], device=cpu),
+                        TensorLoader(x, y, 16, device=cpu), ["a", "b", "c"])
+    probs2, _ = Learner(shifted, model, nn.CrossEntropyLoss(), accuracy).tta(n_aug=3, beta=0.4)
+    assert probs2.shape == (40, 3) and torch.allclose(probs2.sum(-1), torch.ones(40))
+    assert not torch.allclose(probs2, expected), "augmented passes must change the mix"
