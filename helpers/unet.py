@@ -1,0 +1,217 @@
+"""U-Net from any CNN encoder: hooks find the skip connections, a dummy batch sizes the decoder.
+
+Introduced in notebook 02 (camvid-unet); reused by the super-resolution, GAN and colorization
+notebooks. Semantics follow fastai v1's ``DynamicUnet`` as the lesson used it, including the
+lesson-era behaviour of blurring after *every* pixel shuffle.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.layers import MergeLayer, conv_layer, res_block
+
+NORMS = (None, "batch", "weight", "spectral")
+
+
+def norm_conv(ni: int, nf: int, ks: int = 3, norm: str | None = None, use_activ: bool = True,
+              stride: int = 1) -> nn.Sequential:
+    """``conv_layer`` with a choice of normalisation: None (bias, no BN), "batch", "weight" or
+    "spectral" (weight / spectral norm wrap the convolution) (notebook 02)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    layer = conv_layer(ni, nf, ks, stride=stride, bn=norm == "batch", use_activ=use_activ)
+    if norm == "weight":
+        layer[0] = nn.utils.parametrizations.weight_norm(layer[0])
+    elif norm == "spectral":
+        layer[0] = nn.utils.parametrizations.spectral_norm(layer[0])
+    return layer
+
+
+def icnr_(weight: torch.Tensor, scale: int = 2, init=nn.init.kaiming_normal_) -> torch.Tensor:
+    """ICNR init: every group of ``scale**2`` output channels gets the same kernel, so a pixel shuffle
+    right after the conv starts out as nearest-neighbour upsampling (notebook 02)."""
+    nf, ni, *k = weight.shape
+    sub = torch.empty(nf // scale**2, ni, *k)
+    init(sub)
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(scale**2, dim=0))
+    return weight
+
+
+class PixelShuffle_ICNR(nn.Module):
+    """1×1 conv to ``nf * scale**2`` channels (ICNR init) → ReLU → PixelShuffle → optional blur
+    (replication pad + 2×2 average, against checkerboard artefacts) (notebook 02)."""
+
+    def __init__(self, ni: int, nf: int | None = None, scale: int = 2, blur: bool = True, norm: str | None = None):
+        super().__init__()
+        nf = nf or ni
+        self.conv = norm_conv(ni, nf * scale**2, ks=1, norm=norm, use_activ=False)
+        conv = self.conv[0]
+        weight = icnr_(torch.empty_like(conv.weight), scale)
+        with torch.no_grad():
+            if norm in ("weight", "spectral"):
+                conv.weight = weight  # a parametrized weight is set through its right_inverse
+            else:
+                conv.weight.copy_(weight)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+        self.relu = nn.ReLU(inplace=True)
+        self.shuf = nn.PixelShuffle(scale)
+        self.blur = nn.Sequential(nn.ReplicationPad2d((1, 0, 1, 0)), nn.AvgPool2d(2, stride=1)) if blur else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blur(self.shuf(self.relu(self.conv(x))))
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention: ``x + gamma * attention(x)``, gamma starting at 0 (notebook 02)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+
+        def conv1d(ni, no):
+            conv = nn.Conv1d(ni, no, 1, bias=False)
+            nn.init.kaiming_normal_(conv.weight)
+            return nn.utils.parametrizations.spectral_norm(conv)
+
+        self.query, self.key, self.value = conv1d(n, n // 8), conv1d(n, n // 8), conv1d(n, n)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape
+        flat = x.view(*size[:2], -1)
+        f, g, h = self.query(flat), self.key(flat), self.value(flat)
+        beta = F.softmax(torch.bmm(f.transpose(1, 2), g), dim=1)
+        return (self.gamma * torch.bmm(h, beta) + flat).view(*size)
+
+
+class UnetBlock(nn.Module):
+    """Upsample ``up_in_c`` channels, concatenate the batch-normed skip activation, two convs (notebook 02)."""
+
+    def __init__(self, up_in_c: int, x_in_c: int, final_div: bool = True, blur: bool = True,
+                 self_attention: bool = False, norm: str | None = None):
+        super().__init__()
+        self.shuf = PixelShuffle_ICNR(up_in_c, up_in_c // 2, blur=blur, norm=norm)
+        self.bn = nn.BatchNorm2d(x_in_c)
+        ni = up_in_c // 2 + x_in_c
+        nf = ni if final_div else ni // 2
+        self.relu = nn.ReLU()
+        self.conv1 = norm_conv(ni, nf, norm=norm)
+        self.conv2 = norm_conv(nf, nf, norm=norm)
+        self.attn = SelfAttention(nf) if self_attention else nn.Identity()
+
+    def forward(self, up_in: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = self.shuf(up_in)
+        if up.shape[-2:] != skip.shape[-2:]:
+            up = F.interpolate(up, skip.shape[-2:], mode="nearest")
+        x = self.relu(torch.cat([up, self.bn(skip)], dim=1))
+        return self.attn(self.conv2(self.conv1(x)))
+
+
+class SigmoidRange(nn.Module):
+    """``sigmoid(x) * (hi - lo) + lo`` (notebook 02)."""
+
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x) * (self.hi - self.lo) + self.lo
+
+
+def _sizes(layers: nn.Sequential, img_size: tuple[int, int], in_ch: int) -> list[torch.Size]:
+    """Output shape of each child for a dummy batch (eval mode, no grad)."""
+    x = torch.zeros(1, in_ch, *img_size)
+    was = layers.training
+    layers.eval()
+    shapes = []
+    with torch.no_grad():
+        for layer in layers:
+            x = layer(x)
+            shapes.append(x.shape)
+    layers.train(was)
+    return shapes
+
+
+def skip_indices(shapes: list[torch.Size]) -> list[int]:
+    """Indices of the encoder children whose output is the last one before a change of grid size (notebook 02)."""
+    idxs = [i for i in range(len(shapes) - 1) if shapes[i][-1] != shapes[i + 1][-1]]
+    return idxs
+
+
+class DynamicUnet(nn.Module):
+    """A U-Net whose decoder is sized by running a dummy batch through ``encoder`` (notebook 02).
+
+    Forward hooks on the encoder children just before each change of grid size keep their outputs
+    for the cross connections. The hooks are removed by ``remove_hooks()`` and when the U-Net is
+    garbage-collected, so an encoder that outlives the U-Net does not keep storing activations.
+    """
+
+    def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] = (256, 256), in_ch: int = 3,
+                 blur: bool = True, blur_final: bool = True, self_attention: bool = False,
+                 y_range: tuple[float, float] | None = None, last_cross: bool = True, bottle: bool = False,
+                 norm: str | None = None):
+        super().__init__()
+        self.encoder = encoder
+        shapes = _sizes(encoder, img_size, in_ch)
+        self.skip_idxs = skip_indices(shapes)
+        self._stored: dict[int, torch.Tensor] = {}
+        self._handles = [encoder[i].register_forward_hook(self._make_hook(i)) for i in self.skip_idxs]
+        ni = shapes[-1][1]
+        self.middle = nn.Sequential(nn.BatchNorm2d(ni), nn.ReLU(), norm_conv(ni, ni * 2, norm=norm),
+                                    norm_conv(ni * 2, ni, norm=norm))
+        blocks, up_c = [], ni
+        for k, i in enumerate(reversed(self.skip_idxs)):
+            final = k == len(self.skip_idxs) - 1
+            block = UnetBlock(up_c, shapes[i][1], final_div=not final, blur=blur and (blur_final or not final),
+                              self_attention=self_attention and k == len(self.skip_idxs) - 3, norm=norm)
+            blocks.append(block)
+            up_c = block.conv2[0].out_channels
+        self.blocks = nn.ModuleList(blocks)
+        head: list[nn.Module] = []
+        if shapes[self.skip_idxs[0]][-2:] != torch.Size(img_size):
+            head.append(PixelShuffle_ICNR(up_c, blur=blur, norm=norm))
+        self.upsample = nn.Sequential(*head)
+        self.last_cross = last_cross
+        if last_cross:
+            up_c += in_ch
+            self.cross = MergeLayer(dense=True)
+            self.res = res_block(up_c, bottle=bottle, bn=norm == "batch")
+        self.final = norm_conv(up_c, n_out, ks=1, use_activ=False, norm=norm)
+        self.y_range = SigmoidRange(*y_range) if y_range else nn.Identity()
+
+    def _make_hook(self, i: int):
+        stored = self._stored  # the hook must not reference the U-Net itself: no cycle via the encoder
+
+        def hook(_module, _inp, out):
+            stored[i] = out
+        return hook
+
+    def remove_hooks(self) -> None:
+        """Detach the forward hooks from the encoder (notebook 02)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def __del__(self):
+        try:
+            self.remove_hooks()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inp = x
+        x = self.middle(self.encoder(x))
+        try:
+            for i, block in zip(reversed(self.skip_idxs), self.blocks):
+                x = block(x, self._stored[i])
+        finally:
+            self._stored.clear()  # do not keep activations alive between calls
+        x = self.upsample(x)
+        if x.shape[-2:] != inp.shape[-2:]:
+            x = F.interpolate(x, inp.shape[-2:], mode="nearest")
+        if self.last_cross:
+            x = self.res(self.cross(x, inp))
+        return self.y_range(self.final(x))

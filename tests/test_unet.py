@@ -1,0 +1,109 @@
+"""helpers.unet against the lesson's U-Net summary and hand-made references."""
+import gc
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import models
+
+from helpers.unet import DynamicUnet, PixelShuffle_ICNR, SelfAttention, norm_conv, skip_indices
+
+
+def body(arch=models.resnet34):
+    """torchvision ResNet without its pooling and classifier head: conv1 ... layer4."""
+    return nn.Sequential(*list(arch(weights=None).children())[:-2])
+
+
+def n_params(m, trainable=None):
+    return sum(p.numel() for p in m.parameters() if trainable is None or p.requires_grad == trainable)
+
+
+def test_lesson_camvid_unet_has_exactly_the_lessons_parameter_count():
+    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True, self_attention=False, last_cross=True)
+    assert unet.skip_idxs == [2, 4, 5, 6]  # relu, layer1, layer2, layer3
+    assert n_params(unet) == 41_133_018
+    assert n_params(unet.encoder) == 21_284_672
+
+
+def test_decoder_widths_match_the_lesson_summary():
+    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True)
+    widths = [(b.conv1[0].in_channels, b.conv2[0].out_channels) for b in unet.blocks]
+    assert widths == [(512, 512), (384, 384), (256, 256), (192, 96)]
+    assert unet.middle[2][0].out_channels == 1024
+    assert unet.res.convs[0][0].out_channels == 49 and unet.final[0].in_channels == 99
+
+
+@pytest.mark.parametrize("size", [(360, 480), (100, 130), (64, 64)])
+def test_output_has_the_input_size(size):
+    unet = DynamicUnet(body(models.resnet18), n_out=5, img_size=size).eval()
+    with torch.no_grad():
+        out = unet(torch.randn(2, 3, *size))
+    assert out.shape == (2, 5, *size)
+
+
+def test_y_range_and_self_attention():
+    unet = DynamicUnet(body(models.resnet18), n_out=3, img_size=(64, 64), self_attention=True,
+                       y_range=(-3.0, 3.0), norm="weight").eval()
+    assert isinstance(unet.blocks[1].attn, SelfAttention)  # third block from the end of four
+    with torch.no_grad():
+        out = unet(torch.randn(1, 3, 64, 64) * 50)
+    assert out.min() >= -3 and out.max() <= 3
+
+
+def test_icnr_first_upsample_equals_nearest_neighbour():
+    torch.manual_seed(0)
+    ps = PixelShuffle_ICNR(8, 4, blur=False)
+    x = torch.randn(2, 8, 5, 7)
+    small = F.conv2d(x, ps.conv[0].weight[::4], ps.conv[0].bias[::4])  # one kernel per output channel
+    expected = F.interpolate(F.relu(small), scale_factor=2, mode="nearest")
+    assert torch.allclose(ps(x), expected, atol=1e-6)
+
+
+def test_icnr_holds_under_weight_and_spectral_norm():
+    for norm in ("weight", "spectral"):
+        ps = PixelShuffle_ICNR(8, 4, blur=False, norm=norm).eval()
+        w = ps.conv[0].weight
+        assert torch.allclose(w[0::4], w[1::4]) and torch.allclose(w[0::4], w[3::4]), norm
+
+
+def test_blur_keeps_the_size():
+    ps = PixelShuffle_ICNR(8, 4, blur=True)
+    assert ps(torch.randn(1, 8, 5, 7)).shape == (1, 4, 10, 14)
+
+
+def test_self_attention_starts_as_identity():
+    sa = SelfAttention(16)
+    x = torch.randn(2, 16, 4, 5)
+    assert torch.equal(sa(x), x)
+
+
+def test_norm_conv_variants():
+    assert norm_conv(4, 8, norm=None)[0].bias is not None
+    assert isinstance(norm_conv(4, 8, norm="batch")[-1], nn.BatchNorm2d)
+    assert hasattr(norm_conv(4, 8, norm="weight")[0], "parametrizations")
+    with pytest.raises(ValueError, match="norm must be one of"):
+        norm_conv(4, 8, norm="layer")
+
+
+def test_skip_indices_pick_the_layer_before_each_size_change():
+    shapes = [torch.Size([1, 8, s, s]) for s in (32, 32, 16, 16, 8, 4)]
+    assert skip_indices(shapes) == [1, 3, 4]
+
+
+def test_hooks_are_removed_when_the_unet_is_deleted():
+    enc = body(models.resnet18)
+    unet = DynamicUnet(enc, n_out=2, img_size=(64, 64))
+    assert sum(len(m._forward_hooks) for m in enc) == 4
+    unet(torch.randn(1, 3, 64, 64))
+    assert not unet._stored, "activations must not be kept between calls"
+    del unet
+    gc.collect()
+    assert sum(len(m._forward_hooks) for m in enc) == 0, "the encoder outlives the U-Net: its hooks must go"
+
+
+def test_remove_hooks_explicitly():
+    enc = body(models.resnet18)
+    unet = DynamicUnet(enc, n_out=2, img_size=(64, 64))
+    unet.remove_hooks()
+    assert sum(len(m._forward_hooks) for m in enc) == 0
