@@ -97,10 +97,14 @@ def untar_data(name: str, force: bool = False) -> Path:
 
 def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
     """(url, expected sha256, expected size) for the mirror if one is set, else the canonical URL."""
+    return _resolve(f"{ds.name}.tgz", ds.url, ds.sha256, ds.size)
+
+
+def _resolve(filename: str, url: str, sha256: str | None, size: int | None) -> tuple[str, str | None, int | None]:
+    """``<mirror>/<filename>`` checked against the mirror's SHA256SUMS when a mirror is set, else ``url``."""
     base = config.mirror()
     if base is None:
-        return ds.url, ds.sha256, ds.size
-    filename = f"{ds.name}.tgz"
+        return url, sha256, size
     sums: dict[str, str] = {}
     resp = _open(f"{base}/SHA256SUMS", missing_ok=True)
     if resp is not None:
@@ -110,6 +114,15 @@ def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
                 if len(parts) == 2:
                     sums[parts[1].lstrip("*")] = parts[0].lower()
     return f"{base}/{filename}", sums.get(filename), None
+
+
+def download_file(filename: str, url: str, dest: Path, sha256: str | None = None, size: int | None = None) -> Path:
+    """Fetch one file (e.g. pretrained weights) to ``dest``: ``<mirror>/<filename>`` when HELPERS_MIRROR is
+    set, else ``url``; verified, written to ``dest.part`` and renamed into place (notebook 02)."""
+    dest = Path(dest)
+    src, expected_sha, expected_size = _resolve(filename, url, sha256, size)
+    _download(src, dest, expected_sha, expected_size)
+    return dest
 
 
 def _open(url: str, missing_ok: bool = False):

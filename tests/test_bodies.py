@@ -1,0 +1,94 @@
+"""helpers.bodies: ImageNet weights via the mirror, and the small / full behaviour without them."""
+import functools
+import hashlib
+import socket
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+from torchvision import models
+
+from helpers import bodies
+from helpers.bodies import PretrainedWeightsError, create_body, weights_file
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A loopback HTTP mirror serving a locally saved resnet18 state dict under torchvision's file name."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(1)
+    state = models.resnet18(weights=None).state_dict()
+    name, _url, _cache = weights_file("resnet18")
+    torch.save(state, root / name)
+    digest = hashlib.sha256((root / name).read_bytes()).hexdigest()
+    (root / "SHA256SUMS").write_text(f"{digest}  {name}\n")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HELPERS_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+    yield root, state
+    server.shutdown()
+    server.server_close()
+
+
+def test_weights_come_from_the_mirror_and_are_cached(mirror):
+    root, state = mirror
+    body = create_body("resnet18")
+    assert torch.equal(body[0].weight, state["conv1.weight"])
+    assert torch.equal(body[7][1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert len(body) == 8  # conv1 bn1 relu maxpool layer1-4
+    name, _, cache = weights_file("resnet18")
+    assert cache.exists()
+    (root / name).unlink()  # served no more: the cache must be used
+    assert torch.equal(create_body("resnet18")[0].weight, state["conv1.weight"])
+
+
+def test_wrong_checksum_on_the_mirror_is_refused(mirror, monkeypatch):
+    root, _ = mirror
+    name, _, cache = weights_file("resnet18")
+    (root / "SHA256SUMS").write_text(f"{'0' * 64}  {name}\n")
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    with pytest.raises(PretrainedWeightsError, match="Checksum mismatch"):
+        create_body("resnet18")
+    assert not cache.exists() and not cache.with_name(cache.name + ".part").exists()
+
+
+def _dead_mirror(monkeypatch, tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    monkeypatch.setenv("HELPERS_MIRROR", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_full_profile_stops_with_instructions(monkeypatch, tmp_path):
+    _dead_mirror(monkeypatch, tmp_path)
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    with pytest.raises(PretrainedWeightsError, match="needs ImageNet weights for resnet18") as err:
+        create_body("resnet18")
+    assert "resnet18-f37072fd.pth" in str(err.value) and "HELPERS_MIRROR" in str(err.value)
+
+
+def test_small_profile_warns_once_and_uses_random_init(monkeypatch, tmp_path):
+    _dead_mirror(monkeypatch, tmp_path)
+    monkeypatch.setenv("HELPERS_PROFILE", "small")
+    monkeypatch.setattr(bodies, "_warned", set())
+    with pytest.warns(UserWarning, match="No ImageNet weights for resnet18"):
+        body = create_body("resnet18")
+    assert body[0].weight.shape == (64, 3, 7, 7)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_body("resnet18")  # second time: no warning
+
+
+def test_no_weights_wanted():
+    assert len(create_body("resnet18", pretrained=False)) == 8
