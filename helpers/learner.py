@@ -267,6 +267,24 @@ class Learner:
         print(f"lr_find: {len(rec.lrs)} iterations, lr {start_lr:.0e} -> {rec.lrs[-1]:.1e}; "
               "weights restored. Plot with learn.recorder.plot()")
 
+    # --- freezing -------------------------------------------------------------------------
+    def freeze_to(self, n: int) -> None:
+        """Stop training the first ``n`` layer groups, except their BatchNorm layers, which keep
+        training as fastai's ``train_bn=True`` did; the other groups train (notebook 02)."""
+        for i, group in enumerate(self.layer_groups):
+            for m in group.modules():
+                is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(i >= n or is_bn)
+
+    def freeze(self) -> None:
+        """Train only the last layer group (and every BatchNorm) (notebook 02)."""
+        self.freeze_to(len(self.layer_groups) - 1)
+
+    def unfreeze(self) -> None:
+        """Train every layer group (notebook 02)."""
+        self.freeze_to(0)
+
     # --- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self, dl=None) -> list[float]:

@@ -215,3 +215,10 @@ class DynamicUnet(nn.Module):
         if self.last_cross:
             x = self.res(self.cross(x, inp))
         return self.y_range(self.final(x))
+
+    def layer_groups(self, split: int = 6) -> list[nn.Module]:
+        """fastai's three groups for discriminative learning rates and freezing: encoder children
+        ``[:split]`` (for a ResNet: stem, layer1, layer2), encoder ``[split:]`` (layer3, layer4), and
+        the decoder (notebook 02)."""
+        decoder = [m for name, m in self.named_children() if name != "encoder"]
+        return [nn.Sequential(*self.encoder[:split]), nn.Sequential(*self.encoder[split:]), nn.ModuleList(decoder)]

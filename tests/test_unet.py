@@ -26,6 +26,19 @@ def test_lesson_camvid_unet_has_exactly_the_lessons_parameter_count():
     assert n_params(unet.encoder) == 21_284_672
 
 
+def test_frozen_lesson_unet_trains_exactly_what_the_lesson_trained():
+    from helpers.learner import Learner
+
+    class Data:
+        device = torch.device("cpu")
+
+    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True)
+    learn = Learner(Data(), unet, nn.CrossEntropyLoss(), layer_groups=unet.layer_groups())
+    learn.freeze()
+    assert n_params(unet, trainable=True) == 19_865_370
+    assert n_params(unet, trainable=False) == 21_267_648
+
+
 def test_decoder_widths_match_the_lesson_summary():
     unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True)
     widths = [(b.conv1[0].in_channels, b.conv2[0].out_channels) for b in unet.blocks]
@@ -107,3 +120,26 @@ def test_remove_hooks_explicitly():
     unet = DynamicUnet(enc, n_out=2, img_size=(64, 64))
     unet.remove_hooks()
     assert sum(len(m._forward_hooks) for m in enc) == 0
+
+
+def test_freeze_keeps_batchnorm_training_and_discriminative_lrs():
+    from helpers.learner import Learner, lr_range
+
+    class Data:
+        device = torch.device("cpu")
+
+    unet = DynamicUnet(body(models.resnet18), n_out=2, img_size=(64, 64))
+    learn = Learner(Data(), unet, nn.CrossEntropyLoss(), layer_groups=unet.layer_groups())
+    learn.freeze()
+    enc = unet.encoder
+    assert not enc[0].weight.requires_grad and not enc[7][0].conv1.weight.requires_grad
+    assert enc[1].weight.requires_grad and enc[7][0].bn1.weight.requires_grad, "BatchNorm keeps training"
+    assert all(p.requires_grad for p in unet.blocks.parameters())
+    frozen = sum(p.numel() for p in unet.parameters() if not p.requires_grad)
+    bn = sum(p.numel() for m in enc.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    assert frozen == sum(p.numel() for p in enc.parameters()) - bn
+    learn.unfreeze()
+    assert all(p.requires_grad for p in unet.parameters())
+    opt = learn._make_opt(lr_range(slice(1e-5, 1e-3), 3), 1e-2)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 1e-4, 1e-3])
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(unet.parameters()))
