@@ -50,6 +50,7 @@ class Dataset:
     size: int | None = None
     sha256: str | None = None
     about: str = ""
+    inner: str | None = None  # where the dataset sits inside the canonical archive, if not at ``folder``
 
 
 REGISTRY: dict[str, Dataset] = {}
@@ -85,14 +86,15 @@ def untar_data(name: str, force: bool = False) -> Path:
     if not archive.exists() or force:
         _download(url, archive, sha256, size)
         fresh = True
+    inner = ds.folder if config.mirror() else (ds.inner or ds.folder)  # mirrors pack <folder>/ at the top
     try:
-        return _extract(archive, ds, root)
+        return _extract(archive, ds, root, inner)
     except _CorruptArchive:
         if fresh:
             raise
     # The cached archive was corrupt (and has been removed): fetch it afresh, exactly once.
     _download(url, archive, sha256, size)
-    return _extract(archive, ds, root)
+    return _extract(archive, ds, root, inner)
 
 
 def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
@@ -196,8 +198,8 @@ def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:
         raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it is {kind}")
 
 
-def _extract(archive: Path, ds: Dataset, root: Path) -> Path:
-    """Validate every member, extract into ``.tmp-<name>-*`` and rename the folder into place."""
+def _extract(archive: Path, ds: Dataset, root: Path, inner: str) -> Path:
+    """Validate every member, extract into ``.tmp-<name>-*`` and rename ``inner`` into place as ``folder``."""
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{ds.name}-", dir=root))
     dest = root / ds.folder
     try:
@@ -205,17 +207,17 @@ def _extract(archive: Path, ds: Dataset, root: Path) -> Path:
             with tarfile.open(archive, "r:gz") as tar:
                 members = tar.getmembers()  # reads the whole stream: truncation shows up here
                 for m in members:
-                    _check_member(m, ds.folder, root)
+                    _check_member(m, inner.split("/")[0], root)
                 tar.extractall(tmp, members=members, filter="data")
         except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
             archive.unlink(missing_ok=True)
             raise _CorruptArchive(f"Corrupt or truncated archive {archive} ({type(err).__name__}: {err}); "
                                   f"{_AFRESH}.") from err
-        if not (tmp / ds.folder).is_dir():
-            raise DownloadError(f"{archive} holds no {ds.folder}/ folder; {_URL_HINT}")
+        if not (tmp / inner).is_dir():
+            raise DownloadError(f"{archive} holds no {inner}/ folder; {_URL_HINT}")
         if dest.exists():  # force: move the old copy aside; the temp dir cleanup removes it
             os.replace(dest, tmp / ".old")
-        os.replace(tmp / ds.folder, dest)
+        os.replace(tmp / inner, dest)
         return dest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

