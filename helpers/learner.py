@@ -353,13 +353,15 @@ class Learner:
 
         def hook(module, _inp, out):
             out = out[0] if isinstance(out, (tuple, list)) else out
-            params = list(module.parameters(recurse=False))
+            params = list(module.parameters())  # a leaf's own, including weight / spectral norm's
             n = sum(p.numel() for p in params)
             trainable = bool(params) and all(p.requires_grad for p in params)
             rows.append((type(module).__name__, str(list(out.shape[1:])), n, trainable))
 
-        for m in self.model.modules():
-            if not list(m.children()):
+        for name, m in self.model.named_modules():
+            if "parametrizations" in name.split("."):
+                continue  # the insides of a weight- or spectral-normed layer belong to that layer
+            if not [n for n, _ in m.named_children() if n != "parametrizations"]:
                 hooks.append(m.register_forward_hook(hook))
         was_training = self.model.training
         try:

@@ -163,3 +163,12 @@ def test_tta_mixes_plain_and_augmented_probabilities():
     probs2, _ = Learner(shifted, model, nn.CrossEntropyLoss(), accuracy).tta(n_aug=3, beta=0.4)
     assert probs2.shape == (40, 3) and torch.allclose(probs2.sum(-1), torch.ones(40))
     assert not torch.allclose(probs2, expected), "augmented passes must change the mix"
+
+
+def test_summary_lists_a_weight_normed_conv_as_one_layer(capsys):
+    model = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(2, 4)), nn.ReLU(), nn.Linear(4, 2))
+    learn = Learner(ToyData(), model, nn.CrossEntropyLoss(), accuracy)
+    learn.summary()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("Linear", "ReLU", "Param"))]
+    assert [r.split()[0] for r in rows] == ["ParametrizedLinear", "ReLU", "Linear"]
+    assert rows[0].split()[2] == "16"  # g (4) + v (4x2) + bias (4)
