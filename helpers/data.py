@@ -320,3 +320,123 @@ class DataBunch:
             mean, std = self.stats
             x = (x - mean) / std
         return x
+
+
+# --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
+
+def _register_gan_datasets() -> None:
+    from helpers.download import Dataset, register
+    register(Dataset("bedroom", "https://s3.amazonaws.com/fast-ai-imageclas/bedroom.tgz", "bedroom",
+                     size=4579163978, about="a sample of LSUN bedrooms (the lesson's WGAN data), JPEG files"))
+
+
+_register_gan_datasets()
+
+
+def _read_short_side(args: tuple[Path, str, int]) -> np.ndarray | str:
+    path, mode, size = args
+    try:
+        with Image.open(path) as img:
+            img = img.convert(mode)
+            w, h = img.size
+            if min(w, h) > size:  # shrink so the short side is ``size``; never enlarge
+                scale = size / min(w, h)
+                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            arr = np.array(img, dtype=np.uint8)
+    except Exception as exc:  # noqa: BLE001 - every decode failure is reported by path
+        return f"{path}: {type(exc).__name__}: {exc}"
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def gan_images(il: ImageList, size: int) -> list[torch.Tensor] | torch.Tensor:
+    """Images for a GAN, as uint8 (C, H, W), short side at most ``size`` (notebook 04).
+
+    When the first image is already no larger than ``size`` on its short side (MNIST's 28 px for a
+    32-px GAN) the list is decoded as one cached tensor, as ``ImageList.decode`` does. Otherwise
+    (photos of any size) each image is shrunk so its short side is ``size`` and kept as its own
+    tensor; ``GANLoader`` takes a random ``size`` x ``size`` crop of it in every batch.
+    """
+    with Image.open(il.items[0]) as first:
+        small = min(first.size) <= size
+    if small:
+        return il.decode()
+    jobs = [(p, il.convert_mode, size) for p in il.items]
+    workers = min(len(os.sched_getaffinity(0)), 8)
+    if workers > 1 and len(jobs) > 2000:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_read_short_side, jobs, chunksize=256))
+    else:
+        results = [_read_short_side(j) for j in jobs]
+    bad = [r for r in results if isinstance(r, str)]
+    if bad:
+        raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be decoded; remove or replace "
+                               "them:\n  " + "\n  ".join(bad[:20]))
+    return [torch.from_numpy(np.ascontiguousarray(r)) for r in results]
+
+
+class GANLoader:
+    """Batches ``(noise, real)`` for a GAN without validation set (notebook 04).
+
+    ``noise`` is ``(bs, noise_sz, 1, 1)`` standard normal; ``real`` is ``(bs, C, size, size)`` in
+    [-1, 1]: a random ``size`` x ``size`` crop of each image, zero-padded (black) when an image is
+    smaller than ``size`` (MNIST's 28 px become 32 with a 2-px black border).
+    """
+
+    def __init__(self, images: list[torch.Tensor] | torch.Tensor, size: int, bs: int = 64, noise_sz: int = 100,
+                 device: torch.device | None = None, max_batches: int | None = None):
+        self.images, self.size, self.bs, self.noise_sz = images, size, bs, noise_sz
+        self.device = device or config.device()
+        self.max_batches = max_batches
+        self.uniform = isinstance(images, torch.Tensor)
+
+    def __len__(self) -> int:
+        n = len(self.images) // self.bs
+        return min(n, self.max_batches) if self.max_batches else n
+
+    @property
+    def n_items(self) -> int:
+        return len(self.images)
+
+    def _crop(self, img: torch.Tensor) -> torch.Tensor:
+        s = self.size
+        h, w = img.shape[-2:]
+        if h < s or w < s:
+            ph, pw = max(0, s - h), max(0, s - w)
+            img = F.pad(img, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+            h, w = img.shape[-2:]
+        top, left = int(torch.randint(0, h - s + 1, ())), int(torch.randint(0, w - s + 1, ()))
+        return img[..., top:top + s, left:left + s]
+
+    def real_batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """Images ``idx`` as a float batch in [-1, 1] on the device."""
+        if self.uniform and tuple(self.images.shape[-2:]) == (self.size, self.size):
+            x = self.images[idx]
+        else:
+            x = torch.stack([self._crop(self.images[int(i)]) for i in idx])
+        return x.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` noise vectors shaped for ``basic_generator``."""
+        z = torch.randn(n, self.noise_sz, 1, 1, generator=generator)
+        return z.to(self.device)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.images))
+        for b in range(len(self)):
+            idx = order[b * self.bs:(b + 1) * self.bs]
+            yield self.noise(len(idx)), self.real_batch(idx)
+
+
+def gan_databunch(il: ImageList, size: int, bs: int = 64, noise_sz: int = 100,
+                  device: torch.device | None = None, max_batches: int | None = None) -> GANLoader:
+    """The lesson's ``GANItemList ... .split_none() ... .databunch(bs)`` for any folder of images:
+    noise as input, real images in [-1, 1] as target, no validation set (notebook 04). The profile's
+    cap on training items applies; ``max_batches`` caps the batches per epoch."""
+    prof = config.profile()
+    cap = prof.max_train_items
+    if cap is not None and len(il) > cap:
+        gen = torch.Generator().manual_seed(config.seed())
+        idxs = torch.randperm(len(il), generator=gen)[:cap].sort().values.tolist()
+        print(f"{prof.name} profile: using {cap:,} of {len(il):,} images")
+        il = il.subset(idxs)
+    return GANLoader(gan_images(il, size), size, bs, noise_sz, device, max_batches or prof.max_batches_per_epoch)

@@ -66,3 +66,60 @@ def res_block(nf: int, dense: bool = False, bottle: bool = False, **conv_kwargs)
 
 class Flatten(nn.Flatten):
     """``x.view(len(x), -1)``: turns a (bs, c, 1, 1) map into (bs, c) logits (notebook 01)."""
+
+
+# --- GAN builders (notebook 04, wgan) ----------------------------------------------------------
+
+def conv_t_layer(ni: int, nf: int, ks: int = 4, stride: int = 2, padding: int = 1) -> nn.Sequential:
+    """ConvTranspose2d -> ReLU -> BatchNorm2d, no bias, kaiming-normal init: ``conv_layer``'s
+    upsampling twin, as fastai's ``conv_layer(..., transpose=True)`` (notebook 04)."""
+    conv = nn.ConvTranspose2d(ni, nf, ks, stride=stride, padding=padding, bias=False)
+    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    return nn.Sequential(conv, nn.ReLU(inplace=True), nn.BatchNorm2d(nf))
+
+
+def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_features: int = 64,
+                    n_extra_layers: int = 0) -> nn.Sequential:
+    """DCGAN generator: noise (bs, noise_sz, 1, 1) -> images (bs, n_channels, in_size, in_size) in [-1, 1]
+    (notebook 04).
+
+    A stride-1 transposed conv makes a 4x4 map; each stride-2 stage doubles the grid and halves the
+    channels until ``in_size // 2``, where ``n_features`` channels remain; optional stride-1 extra
+    layers follow, and a last stride-2 transposed conv + tanh gives the image. For 64 px that is
+    100 -> 512 (4) -> 256 (8) -> 128 (16) -> 64 (32) -> 3 (64), as in the lesson.
+    """
+    if in_size < 8 or in_size & (in_size - 1):
+        raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
+    cur_ftrs = n_features * in_size // 8  # channels of the 4x4 map
+    layers: list[nn.Module] = [conv_t_layer(noise_sz, cur_ftrs, 4, 1, 0)]
+    cur_size = 4
+    while cur_size < in_size // 2:
+        layers.append(conv_t_layer(cur_ftrs, cur_ftrs // 2, 4, 2, 1))
+        cur_ftrs, cur_size = cur_ftrs // 2, cur_size * 2
+    layers += [conv_t_layer(cur_ftrs, cur_ftrs, 3, 1, 1) for _ in range(n_extra_layers)]
+    layers += [nn.ConvTranspose2d(cur_ftrs, n_channels, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_layers: int = 0) -> nn.Sequential:
+    """DCGAN critic: images (bs, n_channels, in_size, in_size) -> one score per image, shape (bs,)
+    (notebook 04).
+
+    The mirror image of ``basic_generator``: a stride-2 conv + LeakyReLU(0.2) without batch norm,
+    optional stride-1 extra layers, stride-2 ``conv_layer``s (conv -> LeakyReLU -> BN) doubling the
+    channels down to a 4x4 map, and a 4x4 conv to a single number. The lesson's ``AvgFlatten``
+    averaged the scores over the batch (shape [1]); we keep one score per image and let the losses
+    take the mean, which gives the same loss values and lets us look at individual scores.
+    """
+    if in_size < 8 or in_size & (in_size - 1):
+        raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
+    layers: list[nn.Module] = [conv_layer(n_channels, n_features, 4, 2, 1, bn=False, leaky=0.2)]
+    cur_size, cur_ftrs = in_size // 2, n_features
+    layers += [conv_layer(cur_ftrs, cur_ftrs, 3, 1, 1, leaky=0.2) for _ in range(n_extra_layers)]
+    while cur_size > 4:
+        layers.append(conv_layer(cur_ftrs, cur_ftrs * 2, 4, 2, 1, leaky=0.2))
+        cur_ftrs, cur_size = cur_ftrs * 2, cur_size // 2
+    final = nn.Conv2d(cur_ftrs, 1, 4, padding=0, bias=False)
+    nn.init.kaiming_normal_(final.weight)
+    layers += [final, nn.Flatten(0)]  # (bs, 1, 1, 1) -> (bs,)
+    return nn.Sequential(*layers)

@@ -381,22 +381,29 @@ class Learner:
                 f"Total non-trainable params: {total - trainable:,}"]
         print("\n".join(out))
 
-    def _model_path(self, name: str) -> Path:
-        return config.data_dir() / "models" / f"{name}.pth"
-
     def save(self, name: str) -> Path:
         """Write the model's weights to ``<data>/models/<name>.pth`` atomically (notebook 01)."""
-        path = self._model_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(self.model.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_state(self.model.state_dict(), name)
 
     def load(self, name: str) -> "Learner":
         """Load weights written by ``save`` (notebook 01)."""
-        path = self._model_path(name)
-        if not path.exists():
-            raise FileNotFoundError(f"no saved model {path}; train and learn.save({name!r}) first")
-        self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        self.model.load_state_dict(load_state(name, self.device))
         return self
+
+
+def save_state(state: dict, name: str) -> Path:
+    """Write a state dict to ``<data>/models/<name>.pth``: to a temporary file, then renamed (notebook 01)."""
+    path = config.data_dir() / "models" / f"{name}.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(name: str, device: torch.device | str = "cpu") -> dict:
+    """Read what ``save_state`` wrote, with a clear error when it is missing (notebook 01)."""
+    path = config.data_dir() / "models" / f"{name}.pth"
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model {path}; train and learn.save({name!r}) first")
+    return torch.load(path, map_location=device, weights_only=True)

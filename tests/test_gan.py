@@ -1,0 +1,188 @@
+"""helpers.gan and the GAN builders in helpers.layers: shapes from the lesson, clipping, switching,
+loss signs and the Fréchet distance against hand-computed values."""
+import pytest
+import torch
+from torch import nn
+
+from helpers.data import GANLoader
+from helpers.gan import (AdaptiveGANSwitcher, FixedGANSwitcher, GANLearner, frechet_distance, image_grid,
+                         wasserstein_critic_loss, wasserstein_gen_loss)
+from helpers.layers import basic_critic, basic_generator
+
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_generator_and_critic_shapes(size, channels, extra):
+    gen = basic_generator(size, channels, n_extra_layers=extra)
+    crit = basic_critic(size, channels, n_extra_layers=extra)
+    z = torch.randn(5, 100, 1, 1)
+    img = gen(z)
+    assert img.shape == (5, channels, size, size)
+    assert img.min() >= -1 and img.max() <= 1  # tanh
+    assert crit(img).shape == (5,)  # one score per image
+
+
+def _layers(model):
+    return [(type(m).__name__, m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0],
+             m.bias is not None)
+            for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+def test_64px_3ch_one_extra_layer_matches_the_lesson():
+    gen = basic_generator(in_size=64, n_channels=3, n_extra_layers=1)
+    assert _layers(gen) == [
+        ("ConvTranspose2d", 100, 512, 4, 1, 0, False),
+        ("ConvTranspose2d", 512, 256, 4, 2, 1, False),
+        ("ConvTranspose2d", 256, 128, 4, 2, 1, False),
+        ("ConvTranspose2d", 128, 64, 4, 2, 1, False),
+        ("ConvTranspose2d", 64, 64, 3, 1, 1, False),
+        ("ConvTranspose2d", 64, 3, 4, 2, 1, False)]
+    kinds = [type(m).__name__ for m in gen.modules() if not list(m.children())]
+    assert kinds == ["ConvTranspose2d", "ReLU", "BatchNorm2d"] * 5 + ["ConvTranspose2d", "Tanh"]
+    crit = basic_critic(in_size=64, n_channels=3, n_extra_layers=1)
+    assert _layers(crit) == [
+        ("Conv2d", 3, 64, 4, 2, 1, True),
+        ("Conv2d", 64, 64, 3, 1, 1, False),
+        ("Conv2d", 64, 128, 4, 2, 1, False),
+        ("Conv2d", 128, 256, 4, 2, 1, False),
+        ("Conv2d", 256, 512, 4, 2, 1, False),
+        ("Conv2d", 512, 1, 4, 1, 0, False)]
+    kinds = [type(m).__name__ for m in crit.modules() if not list(m.children())]
+    assert kinds == (["Conv2d", "LeakyReLU"] + ["Conv2d", "LeakyReLU", "BatchNorm2d"] * 4 + ["Conv2d", "Flatten"])
+    assert all(m.negative_slope == 0.2 for m in crit.modules() if isinstance(m, nn.LeakyReLU))
+    # the spatial sizes: 4 -> 8 -> 16 -> 32 -> 32 -> 64 and 32 -> 32 -> 16 -> 8 -> 4 -> 1
+    sizes, x = [], torch.randn(2, 100, 1, 1)
+    for block in gen:
+        x = block(x)
+        sizes.append(x.shape[-1])
+    assert sizes == [4, 8, 16, 32, 32, 64, 64]
+
+
+def test_32px_is_one_stage_shorter():
+    gen, crit = basic_generator(32, 1), basic_critic(32, 1)
+    assert [l[1:3] for l in _layers(gen)] == [(100, 256), (256, 128), (128, 64), (64, 1)]
+    assert [l[1:3] for l in _layers(crit)] == [(1, 64), (64, 128), (128, 256), (256, 1)]
+
+
+def test_wasserstein_loss_signs():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-2.0, 0.0])
+    assert wasserstein_critic_loss(real, fake).item() == pytest.approx(2.0 - (-1.0))
+    assert wasserstein_gen_loss(fake).item() == pytest.approx(-1.0)
+    # minimising the critic loss lowers real scores and raises fake ones
+    r, f = real.clone().requires_grad_(), fake.clone().requires_grad_()
+    wasserstein_critic_loss(r, f).backward()
+    assert (r.grad > 0).all() and (f.grad < 0).all()
+
+
+def test_fixed_switcher_alternates():
+    sw, mode, modes = FixedGANSwitcher(n_crit=5, n_gen=1), False, []
+    for _ in range(12):
+        modes.append(mode)
+        mode = sw(mode, 0.0)
+    assert modes == [False] * 5 + [True] + [False] * 5 + [True]
+    sw, mode, modes = FixedGANSwitcher(n_crit=1, n_gen=2), False, []
+    for _ in range(6):
+        modes.append(mode)
+        mode = sw(mode, 0.0)
+    assert modes == [False, True, True, False, True, True]
+
+
+def test_adaptive_switcher_uses_thresholds():
+    sw = AdaptiveGANSwitcher(critic_thresh=0.65)
+    assert sw(False, 0.9) is False   # critic loss still high: keep training the critic
+    assert sw(False, 0.5) is True    # below the threshold: the generator's turn
+    assert sw(True, 123.0) is False  # no generator threshold: back after one batch
+    sw = AdaptiveGANSwitcher(gen_thresh=1.0)
+    assert sw(True, 2.0) is True and sw(True, 0.5) is False
+
+
+def _tiny_learner(**kwargs):
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    data = GANLoader(images, size=32, bs=16, noise_sz=100, device=torch.device("cpu"))
+    return GANLearner.wgan(data, basic_generator(32, 1, n_features=8), basic_critic(32, 1, n_features=8),
+                           n_grid=4, **kwargs)
+
+
+def test_loader_pads_to_size_and_scales_to_minus_one_one():
+    images = torch.full((4, 1, 28, 28), 255, dtype=torch.uint8)
+    dl = GANLoader(images, size=32, bs=2, device=torch.device("cpu"))
+    z, real = next(iter(dl))
+    assert z.shape == (2, 100, 1, 1) and real.shape == (2, 1, 32, 32)
+    assert real[:, :, 2:30, 2:30].eq(1).all() and real[:, :, :2].eq(-1).all() and real[:, :, 30:].eq(-1).all()
+    photos = [torch.randint(0, 256, (3, 40, 53), dtype=torch.uint8) for _ in range(3)]
+    _, real = next(iter(GANLoader(photos, size=40, bs=3, device=torch.device("cpu"))))
+    assert real.shape == (3, 3, 40, 40) and real.min() >= -1 and real.max() <= 1
+
+
+def test_clipping_bounds_every_critic_weight_after_a_step():
+    learn = _tiny_learner(clip=0.01)
+    with torch.no_grad():  # start far outside the box
+        for p in learn.critic.parameters():
+            p.mul_(100).add_(0.5)
+    learn._make_opts(1e-1, 0.0)
+    learn.switch(False)
+    x, real = next(iter(learn.data))
+    learn.critic_step(x, real)
+    for p in learn.critic.parameters():
+        assert p.abs().max().item() <= 0.01 + 1e-8
+    assert any(p.abs().max().item() > 0.01 for p in learn.generator.parameters())  # the generator is not clipped
+
+
+def test_switch_freezes_and_evals_the_idle_model():
+    learn = _tiny_learner(switch_eval=True)
+    learn.switch(True)
+    assert learn.generator.training and all(p.requires_grad for p in learn.generator.parameters())
+    assert not learn.critic.training and not any(p.requires_grad for p in learn.critic.parameters())
+    learn.switch(False)
+    assert learn.critic.training and not learn.generator.training
+    wgan = _tiny_learner()  # the lesson's WGAN leaves both in train mode
+    wgan.switch(True)
+    assert wgan.critic.training
+
+
+def test_fit_trains_both_with_the_fixed_schedule_and_records_grids(capsys):
+    learn = _tiny_learner(critic_lr_mult=5.0)
+    g0 = [p.detach().clone() for p in learn.generator.parameters()]
+    learn.fit(2, 1e-3)  # 4 batches per epoch, 8 in all: C C C C C G C C
+    assert len(learn.recorder.crit_losses) == 7 and len(learn.recorder.gen_losses) == 1
+    assert learn.opt_crit.param_groups[0]["lr"] == pytest.approx(5e-3)
+    assert learn.opt_gen.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert any(not torch.equal(a, b) for a, b in zip(g0, learn.generator.parameters()))
+    assert len(learn.grids) == 2 and learn.grids[0].dtype == torch.uint8
+    assert learn.grids[0].shape == (1, 2 + 1 * 34, 2 + 4 * 34)  # 4 tiles, 8 per row -> one row
+    out = capsys.readouterr().out
+    assert "gen_loss" in out and "disc_loss" in out
+    assert all(p.abs().max() <= 0.01 + 1e-8 for p in learn.critic.parameters())
+
+
+def test_image_grid_layout():
+    x = torch.stack([torch.full((1, 2, 2), v) for v in (-1.0, 1.0, 0.0)])
+    grid = image_grid(x, nrow=2, pad=1)
+    assert grid.shape == (1, 7, 7)
+    assert grid[0, 1, 1] == 0 and grid[0, 1, 4] == 255 and grid[0, 4, 1] == 128 and grid[0, 0, 0] == 255
+
+
+def test_frechet_distance_hand_computed():
+    torch.manual_seed(0)
+    a = torch.randn(2000, 4) @ torch.randn(4, 4)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    # same covariance, means shifted: the distance is |shift|^2
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift.pow(2).sum()), rel=1e-6)
+    # 1-D Gaussians: (mu1 - mu2)^2 + (sigma1 - sigma2)^2
+    x = torch.randn(5000, 1, dtype=torch.float64)
+    x = (x - x.mean()) / x.std()
+    assert frechet_distance(x, 3 * x + 2) == pytest.approx(4 + (3 - 1) ** 2, rel=1e-6)
+    # diagonal covariances: sum of (sqrt(v1) - sqrt(v2))^2
+    d = torch.randn(4000, 3, dtype=torch.float64)
+    d = (d - d.mean(0)) / d.std(0)
+    d = d - d.mean(0)
+    scale = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    expected = float(((scale - 1) ** 2).sum())
+    # (whitened but correlated samples are not exactly diagonal; compare with the exact formula)
+    cov = torch.cov(d.T)
+    vals, vecs = torch.linalg.eigh(cov)
+    white = d @ vecs @ torch.diag(vals.rsqrt()) @ vecs.T
+    assert frechet_distance(white, white * scale) == pytest.approx(expected, rel=1e-6)
