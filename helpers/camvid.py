@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import config
-from helpers.data import ImageList, decode_images
+from helpers.data import ImageList, decode_images, profile_subset
 from helpers.download import Dataset, register
 
 CODES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
@@ -135,10 +135,8 @@ def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "
     prof = config.profile()
     tx, tmasks = pairs(path, "train")
     vx, vmasks = pairs(path, valid)
-    xt, yt = tx.decode(), decode_masks(tmasks)
-    if prof.max_train_items and len(xt) > prof.max_train_items:
-        keep = torch.randperm(len(xt), generator=torch.Generator().manual_seed(config.seed()))[:prof.max_train_items]
-        xt, yt = xt[keep], yt[keep]
+    keep = profile_subset(len(tx), prof.max_train_items)
+    xt, yt = tx.subset(keep).decode(), decode_masks([tmasks[i] for i in keep])
     train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=prof.max_batches_per_epoch)
     valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS)
     return CamvidData(train, valid_dl, CODES)

@@ -53,23 +53,29 @@ def _read_or_error(args: tuple[Path, str]) -> np.ndarray | str:
         return f"{path}: {type(exc).__name__}: {exc}"
 
 
-def decode_images(paths: Sequence[Path], convert_mode: str = "RGB", workers: int | None = None) -> torch.Tensor:
-    """Decode same-sized images into one uint8 tensor (N, C, H, W), in parallel (notebook 01).
-
-    Every file is tried; if any fails, ``ImageDecodeError`` lists all the failures by path.
-    """
-    jobs = [(Path(p), convert_mode) for p in paths]
+def read_all(reader: Callable[[tuple], np.ndarray | str], jobs: list[tuple], workers: int | None = None) -> list[np.ndarray]:
+    """Run ``reader`` over ``jobs`` (in processes when there are many); a reader returns an array, or a
+    string naming the path and the failure. If any fails, ``ImageDecodeError`` lists them all (notebook 01)."""
     workers = workers or min(len(os.sched_getaffinity(0)), 8)
     if workers > 1 and len(jobs) > 2000:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_read_or_error, jobs, chunksize=1024))
+            results = list(pool.map(reader, jobs, chunksize=512))
     else:
-        results = [_read_or_error(j) for j in jobs]
+        results = [reader(j) for j in jobs]
     bad = [r for r in results if isinstance(r, str)]
     if bad:
         shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be decoded; "
                                f"remove or replace them:\n  {shown}")
+    return results
+
+
+def decode_images(paths: Sequence[Path], convert_mode: str = "RGB", workers: int | None = None) -> torch.Tensor:
+    """Decode same-sized images into one uint8 tensor (N, C, H, W), in parallel (notebook 01).
+
+    Every file is tried; if any fails, ``ImageDecodeError`` lists all the failures by path.
+    """
+    results = read_all(_read_or_error, [(Path(p), convert_mode) for p in paths], workers)
     shapes = {r.shape for r in results}
     if len(shapes) > 1:
         raise ImageDecodeError(f"images differ in size ({sorted(shapes)[:4]} ...); resize them first")
@@ -190,20 +196,24 @@ class LabelLists:
         """Decode both splits and wrap them in loaders; the profile may cap the item counts (notebook 01)."""
         prof, device = config.profile(), device or config.device()
         gen = torch.Generator().manual_seed(config.seed())
-
-        def capped(il: ImageList, y: torch.Tensor, cap: int | None):
-            if cap is None or len(il) <= cap:
-                return il, y
-            idxs = torch.randperm(len(il), generator=gen)[:cap].sort().values.tolist()
-            print(f"{prof.name} profile: using {cap:,} of {len(il):,} images")
-            return il.subset(idxs), y[idxs]
-
-        tx, ty = capped(self.train_x, self.train_y, prof.max_train_items)
-        vx, vy = capped(self.valid_x, self.valid_y, prof.max_valid_items)
+        t_idx = profile_subset(len(self.train_x), prof.max_train_items, gen)
+        v_idx = profile_subset(len(self.valid_x), prof.max_valid_items, gen)
+        tx, ty = self.train_x.subset(t_idx), self.train_y[t_idx]
+        vx, vy = self.valid_x.subset(v_idx), self.valid_y[v_idx]
         train = TensorLoader(tx.decode(), ty, bs, shuffle=True, tfms=tfms[0], device=device,
                              drop_last=True, max_batches=prof.max_batches_per_epoch)
         valid = TensorLoader(vx.decode(), vy, bs * 2, shuffle=False, tfms=tfms[1], device=device)
         return DataBunch(train, valid, self.classes)
+
+
+def profile_subset(n: int, cap: int | None, gen: torch.Generator | None = None) -> list[int]:
+    """Indices of the items a profile keeps: all of them, or a random sorted ``cap`` of them, with a
+    note saying so (notebook 01)."""
+    if cap is None or n <= cap:
+        return list(range(n))
+    gen = gen or torch.Generator().manual_seed(config.seed())
+    print(f"{config.profile().name} profile: using {cap:,} of {n:,} images")
+    return torch.randperm(n, generator=gen)[:cap].sort().values.tolist()
 
 
 def rand_pad(padding: int, size: int, mode: str = "constant") -> Transform:
@@ -360,17 +370,7 @@ def gan_images(il: ImageList, size: int) -> list[torch.Tensor] | torch.Tensor:
         small = min(first.size) <= size
     if small:
         return il.decode()
-    jobs = [(p, il.convert_mode, size) for p in il.items]
-    workers = min(len(os.sched_getaffinity(0)), 8)
-    if workers > 1 and len(jobs) > 2000:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_read_short_side, jobs, chunksize=256))
-    else:
-        results = [_read_short_side(j) for j in jobs]
-    bad = [r for r in results if isinstance(r, str)]
-    if bad:
-        raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be decoded; remove or replace "
-                               "them:\n  " + "\n  ".join(bad[:20]))
+    results = read_all(_read_short_side, [(p, il.convert_mode, size) for p in il.items])
     return [torch.from_numpy(np.ascontiguousarray(r)) for r in results]
 
 
@@ -433,10 +433,5 @@ def gan_databunch(il: ImageList, size: int, bs: int = 64, noise_sz: int = 100,
     noise as input, real images in [-1, 1] as target, no validation set (notebook 04). The profile's
     cap on training items applies; ``max_batches`` caps the batches per epoch."""
     prof = config.profile()
-    cap = prof.max_train_items
-    if cap is not None and len(il) > cap:
-        gen = torch.Generator().manual_seed(config.seed())
-        idxs = torch.randperm(len(il), generator=gen)[:cap].sort().values.tolist()
-        print(f"{prof.name} profile: using {cap:,} of {len(il):,} images")
-        il = il.subset(idxs)
+    il = il.subset(profile_subset(len(il), prof.max_train_items))
     return GANLoader(gan_images(il, size), size, bs, noise_sz, device, max_batches or prof.max_batches_per_epoch)

@@ -127,3 +127,14 @@ def test_databunch_normalize_uses_batch_stats(digits):
     assert float(back.min()) >= -1e-5 and float(back.max()) <= 1 + 1e-5
     raw = torch.rand(1, 1, 28, 28)
     assert torch.allclose(data.denorm(data.prepare(raw)), raw, atol=1e-6)
+
+
+def test_profile_subset_keeps_all_or_a_sorted_seeded_sample(capsys):
+    from helpers.data import profile_subset
+
+    assert profile_subset(5, None) == [0, 1, 2, 3, 4]
+    assert profile_subset(5, 10) == [0, 1, 2, 3, 4]
+    a = profile_subset(100, 10, torch.Generator().manual_seed(3))
+    b = profile_subset(100, 10, torch.Generator().manual_seed(3))
+    assert a == b and a == sorted(a) and len(set(a)) == 10 and max(a) < 100
+    assert "using 10 of 100 images" in capsys.readouterr().out
