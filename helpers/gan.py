@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torchvision.utils import make_grid
 
 from helpers import config
 from helpers.learner import load_state, save_state
@@ -93,15 +94,8 @@ def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2) -> torch.Tensor:
     """A batch (N, C, H, W) in [-1, 1] -> one uint8 image (C, rows*(H+pad)+pad, nrow*(W+pad)+pad)
     on the CPU, white gaps between the tiles (notebook 04). Headless: no plotting involved."""
     x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    n, c, h, w = x.shape
-    nrow = min(nrow, n)
-    rows = math.ceil(n / nrow)
-    grid = torch.full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), 255, dtype=torch.uint8)
-    for k in range(n):
-        i, j = divmod(k, nrow)
-        top, left = pad + i * (h + pad), pad + j * (w + pad)
-        grid[:, top:top + h, left:left + w] = x[k]
-    return grid
+    # make_grid repeats a single channel three times; keep the input's channel count
+    return make_grid(x, nrow=min(nrow, len(x)), padding=pad, pad_value=255)[: x.shape[1]]
 
 
 # --- the learner ------------------------------------------------------------------------------
