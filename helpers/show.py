@@ -5,6 +5,7 @@ Introduced in notebook 01 (resnet-mnist). matplotlib is imported inside the func
 """
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import torch
@@ -12,14 +13,9 @@ import torch
 
 def _plt():
     import matplotlib
+    if not _in_notebook() and not os.environ.get("DISPLAY"):
+        matplotlib.use("Agg")  # headless script: draw to memory instead of a window
     import matplotlib.pyplot as plt
-    if matplotlib.get_backend().lower() not in ("agg",) and not _in_notebook():
-        try:
-            import os
-            if not os.environ.get("DISPLAY"):
-                matplotlib.use("Agg")
-        except Exception:  # noqa: BLE001 - keep whatever backend works
-            pass
     return plt
 
 
