@@ -44,16 +44,39 @@ def decode_masks(masks: list[Path]) -> torch.Tensor:
     return y
 
 
-def joint_transform(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize frames (bilinear, antialiased) and masks (nearest neighbour only) to ``size``; with ``flip``,
-    mirror a random half of the batch, frame and mask together (notebook 02)."""
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size, mode="bilinear", antialias=True, align_corners=False)
-        y = F.interpolate(y[:, None].float(), size, mode="nearest")[:, 0].long()
+def joint_transform(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], flip: bool,
+                    crop: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize frames (bilinear, antialiased) and masks (nearest neighbour only) to ``size`` (notebook 02).
+
+    With ``crop`` (the smallest side fraction, e.g. 0.7), each item is first cut to a random window
+    of side fraction ``U(crop, 1)`` at a random position, the same window for frame and mask; with
+    ``flip``, a random half of the batch is mirrored, frame and mask together.
+    """
+    if crop is not None:
+        h, w = x.shape[-2:]
+        xs, ys = [], []
+        for xi, yi in zip(x, y):
+            s = crop + (1 - crop) * torch.rand(()).item()
+            ch, cw = max(1, round(h * s)), max(1, round(w * s))
+            top, left = torch.randint(0, h - ch + 1, ()).item(), torch.randint(0, w - cw + 1, ()).item()
+            xi, yi = _resize(xi[None, :, top:top + ch, left:left + cw], yi[None, top:top + ch, left:left + cw], size)
+            xs.append(xi)
+            ys.append(yi)
+        x, y = torch.cat(xs), torch.cat(ys)
+    else:
+        x, y = _resize(x, y, size)
     if flip:
         which = torch.rand(len(x), device=x.device) < 0.5
         x = torch.where(which[:, None, None, None], x.flip(-1), x)
         y = torch.where(which[:, None, None], y.flip(-1), y)
+    return x, y
+
+
+def _resize(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x, y.long()
+    x = F.interpolate(x, size, mode="bilinear", antialias=True, align_corners=False)
+    y = F.interpolate(y[:, None].float(), size, mode="nearest")[:, 0].long()
     return x, y
 
 
@@ -62,10 +85,10 @@ class SegLoader:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, size: tuple[int, int], train: bool,
                  stats: tuple[torch.Tensor, torch.Tensor], device: torch.device | None = None,
-                 max_batches: int | None = None):
+                 max_batches: int | None = None, crop: float | None = None):
         self.device = device or config.device()
         self.x, self.y = (x.to(self.device), y.to(self.device)) if self.device.type == "cuda" else (x, y)
-        self.bs, self.size, self.train, self.max_batches = bs, tuple(size), train, max_batches
+        self.bs, self.size, self.train, self.max_batches, self.crop = bs, tuple(size), train, max_batches, crop
         self.mean, self.std = (s.view(1, -1, 1, 1).to(self.device) for s in stats)
 
     def __len__(self) -> int:
@@ -82,7 +105,7 @@ class SegLoader:
             idx = order[b * self.bs:(b + 1) * self.bs]
             x = self.x[idx.to(self.x.device)].to(self.device, non_blocking=True).float().div_(255)
             y = self.y[idx.to(self.y.device)].to(self.device, non_blocking=True).long()
-            x, y = joint_transform(x, y, self.size, flip=self.train)
+            x, y = joint_transform(x, y, self.size, flip=self.train, crop=self.crop if self.train else None)
             yield (x - self.mean) / self.std, y
 
 
@@ -125,18 +148,31 @@ class CamvidData:
     def denorm(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.train_dl.std + self.train_dl.mean
 
+    def resized(self, size: tuple[int, int], bs: int | None = None, max_batches: int | None = None) -> "CamvidData":
+        """The same decoded frames and masks served at another ``size`` (and batch size), for
+        progressive resizing; nothing is decoded again (notebook 02)."""
+        def again(dl: SegLoader, cap: int | None) -> SegLoader:
+            return SegLoader(dl.x, dl.y, bs or dl.bs, size, dl.train, IMAGENET_STATS, dl.device, cap, dl.crop)
+        return CamvidData(again(self.train_dl, max_batches or self.train_dl.max_batches),
+                          again(self.valid_dl, None), self.classes)
+
 
 IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
 
 
-def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val") -> CamvidData:
-    """Train / ``valid`` loaders at ``size``, ImageNet-normalised; the profile may cap the training items
-    and batches (notebook 02)."""
+def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val",
+                max_batches: int | None = None, crop: float | None = 0.7) -> CamvidData:
+    """Train / ``valid`` loaders at ``size``, ImageNet-normalised (notebook 02).
+
+    Training batches get a random crop (side fraction ``crop``..1) and flip, applied to frame and mask
+    together. The profile may cap the training items; ``max_batches`` caps the batches per epoch.
+    """
     prof = config.profile()
     tx, tmasks = pairs(path, "train")
     vx, vmasks = pairs(path, valid)
     keep = profile_subset(len(tx), prof.max_train_items)
     xt, yt = tx.subset(keep).decode(), decode_masks([tmasks[i] for i in keep])
-    train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=prof.max_batches_per_epoch)
+    train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=max_batches or prof.max_batches_per_epoch,
+                      crop=crop)
     valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS)
     return CamvidData(train, valid_dl, CODES)

@@ -58,6 +58,31 @@ def test_joint_transform_flips_together_and_resizes_masks_by_nearest():
     assert torch.equal(big[:, ::2, ::2], y), "nearest-neighbour upsampling repeats each label"
 
 
+def test_random_crop_cuts_frame_and_mask_alike():
+    torch.manual_seed(0)
+    blocks = torch.randint(0, 12, (3, 4)).repeat_interleave(10, 0).repeat_interleave(10, 1)  # 30x40, 10x10 blocks
+    y = blocks.expand(8, 30, 40)                             # eight copies of one mask
+    x = y[:, None].float().expand(8, 3, 30, 40) / 11         # the frame encodes its own mask
+    cx, cy = joint_transform(x, y, (24, 32), flip=True, crop=0.5)
+    assert cx.shape == (8, 3, 24, 32) and cy.shape == (8, 24, 32) and cy.dtype == torch.long
+    assert set(cy.unique().tolist()) <= set(blocks.unique().tolist()), "masks are never interpolated"
+    # the frame is resampled bilinearly, so only block borders may disagree with the mask
+    agree = ((cx[:, 0] * 11).round().long() == cy).float().mean(dim=(1, 2))
+    assert agree.min() > 0.75, f"frame and mask crops must line up (agreement {agree.tolist()})"
+    assert len({tuple(m.flatten().tolist()) for m in cy}) > 1, "each item gets its own window"
+    _, same = joint_transform(x, y, (24, 32), flip=False)
+    assert len({tuple(m.flatten().tolist()) for m in same}) == 1, "without crop the copies stay equal"
+
+
+def test_resized_shares_the_decoded_tensors(tiny, monkeypatch):
+    monkeypatch.setenv("HELPERS_DEVICE", "cpu")
+    data = camvid.camvid_data(tiny, size=(6, 8), bs=2)
+    big = data.resized((12, 16), bs=1)
+    assert big.train_dl.x is data.train_dl.x and big.valid_dl.y is data.valid_dl.y
+    x, y = big.one_batch(valid=True)
+    assert x.shape == (1, 3, 12, 16) and y.shape == (1, 12, 16) and len(big.train_dl) == 4
+
+
 def test_accuracy_ignores_void():
     targ = torch.tensor([[[0, 1, VOID, VOID]]])
     pred = torch.zeros(1, 12, 1, 4)
