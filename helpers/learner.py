@@ -137,7 +137,8 @@ class Learner:
             if fn is not None:
                 fn(self)
 
-    def _autocast(self):
+    def autocast(self):
+        """bf16 autocast on CUDA, a no-op context elsewhere (notebook 01)."""
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
@@ -147,7 +148,7 @@ class Learner:
             self.model.reset()
 
     def _loss_on(self, xb, yb) -> torch.Tensor:
-        with self._autocast():
+        with self.autocast():
             self.xb, self.yb = xb, yb
             self.pred = self.model(xb)
             self._event("after_pred")
@@ -309,7 +310,7 @@ class Learner:
         self._reset_model()
         preds, targs = [], []
         for xb, yb in dl:
-            with self._autocast():
+            with self.autocast():
                 self.pred = self.model(xb)
                 self._event("after_pred")
             preds.append(self.pred.float().cpu())
@@ -326,7 +327,7 @@ class Learner:
         probs, targs = [], []
         for start in range(0, dl.n_items, dl.bs):
             raw, y = dl.x[start:start + dl.bs], dl.y[start:start + dl.bs]
-            with self._autocast():
+            with self.autocast():
                 plain = torch.softmax(self.model(dl.process(raw)).float(), -1)
                 aug = sum(torch.softmax(self.model(dl.process(raw, tfms)).float(), -1) for _ in range(n_aug))
             probs.append((beta * aug / n_aug + (1 - beta) * plain).cpu())

@@ -89,3 +89,77 @@ def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> 
 
     plot_multi(cell, rows, rows, figsize=figsize)
     _plt().gcf().suptitle("prediction / truth (red: wrong)", y=1.02)
+
+
+# --- segmentation (notebook 02) -------------------------------------------------------------------
+
+def overlay(img: torch.Tensor, mask: torch.Tensor, palette: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
+    """Blend a class mask (H, W), coloured by ``palette`` (n_classes, 3) in [0, 1], over an image
+    (3, H, W) in [0, 1]; ``alpha=1`` shows the colours alone (notebook 02)."""
+    colours = palette.to(mask.device)[mask.long()].permute(2, 0, 1)
+    return (1 - alpha) * img.float().clamp(0, 1) + alpha * colours
+
+
+def _legend(classes: list[str], palette: torch.Tensor) -> None:
+    plt = _plt()
+    from matplotlib.patches import Patch
+    handles = [Patch(color=palette[i].tolist(), label=c) for i, c in enumerate(classes)]
+    plt.gcf().legend(handles=handles, loc="lower center", ncol=min(6, len(classes)), fontsize=8,
+                     bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(classes) > 6)), frameon=False)
+
+
+def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, figsize=(10, 5.5),
+                   valid: bool = False) -> None:
+    """Frames of one (augmented) batch with their masks coloured over them, and a legend (notebook 02)."""
+    x, y = data.one_batch(valid=valid)
+    x = data.denorm(x)
+    plot_multi(lambda i, j, ax: show_image(overlay(x[i * cols + j], y[i * cols + j], palette), ax=ax),
+               rows, cols, figsize=figsize)
+    _legend(data.classes, palette)
+
+
+def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8)) -> None:
+    """Validation frames spread over the set (it is a video: neighbours look alike): the image, the
+    true mask and the predicted mask side by side, with the pixel accuracy of each prediction over
+    non-void pixels (notebook 02)."""
+    import math
+    dl = learn.data.valid_dl
+    x, y = dl.batch(torch.linspace(0, dl.n_items - 1, rows + 2).round().long()[1:-1])
+    learn.model.eval()
+    with torch.no_grad():
+        pred = learn.model(x).float().argmax(1)
+    img = learn.data.denorm(x)
+    void = len(learn.data.classes) - 1
+
+    def cell(i, j, ax):
+        if j == 0:
+            show_image(img[i], ax=ax, title="image" if i == 0 else None)
+        elif j == 1:
+            show_image(overlay(img[i], y[i], palette, alpha=1.0), ax=ax, title="truth" if i == 0 else None)
+        else:
+            keep = y[i] != void
+            acc = (pred[i][keep] == y[i][keep]).float().mean().item() if keep.any() else math.nan
+            show_image(overlay(img[i], pred[i], palette, alpha=1.0), ax=ax, title=f"prediction ({acc:.1%})")
+
+    plot_multi(cell, rows, 3, figsize=figsize)
+    _legend(learn.data.classes, palette)
+
+
+def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None:
+    """A confusion matrix (true class rows, predicted columns) as a picture, each row normalised to
+    the share of that class's pixels, with the shares written in the cells (notebook 02)."""
+    plt = _plt()
+    share = cm.double() / cm.sum(1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if share[i, j] >= 0.005:
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title("share of each true class's pixels (validation set)")
+    fig.tight_layout()
