@@ -54,9 +54,12 @@ def load_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
 
 def create_body(arch: str = "resnet34", pretrained: bool = True, cut: int = -2) -> nn.Sequential:
     """A torchvision CNN without its head (``children()[:cut]``), with ImageNet weights if wanted and
-    available (notebook 02)."""
+    available (notebook 02). ``HELPERS_PRETRAINED=off`` turns the weights off on purpose (a
+    from-scratch run), in any profile."""
     model = models.get_model(arch, weights=None)
-    if pretrained:
+    if pretrained and not config.pretrained_wanted():
+        print(f"HELPERS_PRETRAINED=off: {arch} starts from random weights")
+    elif pretrained:
         try:
             model.load_state_dict(load_imagenet_state(arch))
         except (DownloadError, OSError, RuntimeError) as err:
@@ -66,7 +69,8 @@ def create_body(arch: str = "resnet34", pretrained: bool = True, cut: int = -2) 
             if config.profile().needs_pretrained:
                 raise PretrainedWeightsError(
                     f"The {config.profile().name} profile needs ImageNet weights for {arch}, but they could "
-                    f"not be loaded: {err}\n{how}. (HELPERS_PROFILE=small trains from random init instead.)") from err
+                    f"not be loaded: {err}\n{how}. (HELPERS_PRETRAINED=off trains from random init on purpose; "
+                    f"HELPERS_PROFILE=small does at CPU scale.)") from err
             if arch not in _warned:
                 _warned.add(arch)
                 warnings.warn(f"No ImageNet weights for {arch} ({type(err).__name__}); using random init. "

@@ -116,6 +116,15 @@ def progress_mode() -> str:
     return mode
 
 
+def pretrained_wanted() -> bool:
+    """False when ``HELPERS_PRETRAINED=off``: train encoders from random init on purpose, in any
+    profile, without a warning or an error (notebook 02)."""
+    value = _env("PRETRAINED", "on")
+    if value not in ("on", "off"):
+        raise ValueError(f"HELPERS_PRETRAINED={value!r}: expected on or off")
+    return value == "on"
+
+
 def seed() -> int:
     return int(_env("SEED", "42"))
 

@@ -92,3 +92,17 @@ def test_small_profile_warns_once_and_uses_random_init(monkeypatch, tmp_path):
 
 def test_no_weights_wanted():
     assert len(create_body("resnet18", pretrained=False)) == 8
+
+
+def test_pretrained_off_trains_from_scratch_in_the_full_profile(monkeypatch, tmp_path, capsys):
+    _dead_mirror(monkeypatch, tmp_path)
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    monkeypatch.setenv("HELPERS_PRETRAINED", "off")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        body = create_body("resnet18")  # no error, no warning, no download attempt
+    assert len(body) == 8 and "random weights" in capsys.readouterr().out
+    monkeypatch.setenv("HELPERS_PRETRAINED", "maybe")
+    with pytest.raises(ValueError, match="HELPERS_PRETRAINED"):
+        create_body("resnet18")

@@ -134,3 +134,39 @@ def test_real_mirrored_camvid(tmp_path, monkeypatch):
     y = decode_masks(masks)
     assert y.shape == (101, 360, 480) and set(y.unique().tolist()) == set(range(12))
     assert images.subset([0]).decode().shape == (1, 3, 360, 480)
+
+
+def test_overlay_colours_each_class():
+    from helpers.show import overlay
+    mask = torch.tensor([[0, 3], [VOID, 8]])
+    img = torch.rand(3, 2, 2)
+    out = overlay(img, mask, camvid.PALETTE, alpha=1.0)
+    assert torch.allclose(out[:, 0, 1], camvid.PALETTE[3]) and torch.allclose(out[:, 1, 0], torch.zeros(3))
+    half = overlay(img, mask, camvid.PALETTE, alpha=0.5)
+    assert torch.allclose(half, (img + out) / 2)
+    assert len(camvid.PALETTE) == len(camvid.CODES)
+
+
+def test_evaluate_and_pictures_on_a_tiny_unet(tiny, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.bodies import create_body
+    from helpers.learner import Learner
+    from helpers.show import plot_confusion, show_seg_batch, show_seg_results
+    from helpers.unet import DynamicUnet
+
+    monkeypatch.setenv("HELPERS_DEVICE", "cpu")
+    data = camvid.camvid_data(tiny, size=(32, 32), bs=2)
+    model = DynamicUnet(create_body("resnet18", pretrained=False), len(camvid.CODES), (32, 32))
+    learn = Learner(data, model, loss_func=torch.nn.CrossEntropyLoss())
+    cm = camvid.evaluate(learn)
+    # every non-void validation pixel is counted exactly once
+    expected = sum(int((yb != VOID).sum()) for _, yb in data.valid_dl)
+    assert cm.shape == (VOID, VOID) and int(cm.sum()) == expected > 0
+    show_seg_batch(data, camvid.PALETTE, rows=1, cols=2)
+    show_seg_results(learn, camvid.PALETTE, rows=1)
+    plot_confusion(cm, camvid.CODES[:VOID])
+    assert len(plt.get_fignums()) == 3
+    plt.close("all")
