@@ -6,14 +6,13 @@ for void (unlabelled). 367 train, 101 val and 233 test images, in ``train/``, ``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from helpers import config
-from helpers.data import ImageList, decode_images, profile_subset
+from helpers.data import DataBunch, ImageList, TensorLoader, decode_images, profile_subset
 from helpers.download import Dataset, register
 
 CODES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
@@ -83,37 +82,25 @@ def _resize(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> tuple[to
     return x, y
 
 
-class SegLoader:
-    """Batches of (normalised frames, long masks) cut from preloaded uint8 tensors (notebook 02)."""
+class SegLoader(TensorLoader):
+    """Batches of (normalised frames, long masks) cut from preloaded uint8 tensors; training loaders
+    shuffle, drop the last partial batch and transform frame and mask jointly (notebook 02)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, size: tuple[int, int], train: bool,
                  stats: tuple[torch.Tensor, torch.Tensor], device: torch.device | None = None,
                  max_batches: int | None = None, crop: float | None = None):
-        self.device = device or config.device()
-        self.x, self.y = (x.to(self.device), y.to(self.device)) if self.device.type == "cuda" else (x, y)
-        self.bs, self.size, self.train, self.max_batches, self.crop = bs, tuple(size), train, max_batches, crop
-        self.mean, self.std = (s.view(1, -1, 1, 1).to(self.device) for s in stats)
-
-    def __len__(self) -> int:
-        n = len(self.x) // self.bs if self.train else -(-len(self.x) // self.bs)
-        return min(n, self.max_batches) if self.max_batches else n
-
-    @property
-    def n_items(self) -> int:
-        return len(self.x)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.x)) if self.train else torch.arange(len(self.x))
-        for b in range(len(self)):
-            yield self.batch(order[b * self.bs:(b + 1) * self.bs])
+        super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
+        self.size, self.crop = tuple(size), crop
+        self.stats = tuple(s.view(1, -1, 1, 1).to(self.device) for s in stats)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Items ``idx`` as one batch, transformed as this loader does (notebook 02)."""
         idx = torch.as_tensor(idx)
         x = self.x[idx.to(self.x.device)].to(self.device, non_blocking=True).float().div_(255)
-        y = self.y[idx.to(self.y.device)].to(self.device, non_blocking=True).long()
-        x, y = joint_transform(x, y, self.size, flip=self.train, crop=self.crop if self.train else None)
-        return (x - self.mean) / self.std, y
+        y = self.y[idx.to(self.y.device)].long()
+        x, y = joint_transform(x, y, self.size, flip=self.shuffle, crop=self.crop if self.shuffle else None)
+        mean, std = self.stats
+        return (x - mean) / std, y
 
 
 def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
@@ -151,29 +138,14 @@ def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
 
-@dataclass
-class CamvidData:
-    """CamVid loaders for the Learner, with the class codes (notebook 02)."""
-
-    train_dl: SegLoader
-    valid_dl: SegLoader
-    classes: list[str]
-
-    @property
-    def device(self) -> torch.device:
-        return self.train_dl.device
-
-    def one_batch(self, valid: bool = False):
-        return next(iter(self.valid_dl if valid else self.train_dl))
-
-    def denorm(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.train_dl.std + self.train_dl.mean
+class CamvidData(DataBunch):
+    """CamVid's loaders and class codes; ``resized`` serves the same frames at another size (notebook 02)."""
 
     def resized(self, size: tuple[int, int], bs: int | None = None, max_batches: int | None = None) -> "CamvidData":
         """The same decoded frames and masks served at another ``size`` (and batch size), for
         progressive resizing; nothing is decoded again (notebook 02)."""
         def again(dl: SegLoader, cap: int | None) -> SegLoader:
-            return SegLoader(dl.x, dl.y, bs or dl.bs, size, dl.train, IMAGENET_STATS, dl.device, cap, dl.crop)
+            return SegLoader(dl.x, dl.y, bs or dl.bs, size, dl.shuffle, dl.stats, dl.device, cap, dl.crop)
         return CamvidData(again(self.train_dl, max_batches or self.train_dl.max_batches),
                           again(self.valid_dl, None), self.classes)
 

@@ -271,8 +271,11 @@ class TensorLoader:
     def __iter__(self):
         order = torch.randperm(len(self.x), device=self.x.device) if self.shuffle else torch.arange(len(self.x))
         for b in range(len(self)):
-            idx = order[b * self.bs:(b + 1) * self.bs]
-            yield self.process(self.x[idx]), self.y[idx.to(self.y.device)]
+            yield self.batch(order[b * self.bs:(b + 1) * self.bs])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``idx`` as one processed batch ``(x, y)`` (notebook 01)."""
+        return self.process(self.x[idx]), self.y[idx.to(self.y.device)]
 
 
 @dataclass
