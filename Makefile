@@ -4,10 +4,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-# headless runs print plain-text progress instead of widgets
-export HELPERS_PROGRESS ?= text
+# headless notebook runs store no progress bars: one table row per epoch is their record
+export HELPERS_PROGRESS ?= none
+SMOKE_DIR := runs/smoke
 
-.PHONY: setup run test unit lab clean
+.PHONY: setup run test smoke unit lab clean
 
 setup: $(STAMP)
 
@@ -30,11 +31,25 @@ run: setup
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests $(NOTEBOOKS) $(NBVAL)
 
+# Dry run of the full profile on any machine: every notebook, 2 batches per loader, 1 epoch per fit,
+# random init allowed, floors reported but not enforced. Executed copies go to runs/smoke/, so the
+# committed notebooks keep their small-profile outputs.
+smoke: setup
+	mkdir -p $(SMOKE_DIR)
+	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
+	  echo "=== smoke (full profile): $$nb"; \
+	  HELPERS_PROFILE=full HELPERS_SMOKE=1 HELPERS_RUNS=$(abspath $(SMOKE_DIR)) \
+	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --output-dir ../$(SMOKE_DIR) \
+	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
+	done
+	HELPERS_RUNS=$(abspath $(SMOKE_DIR)) $(PY) -m helpers.results
+
 unit: setup
 	$(PY) -m pytest -q tests
 
+# JupyterLab refuses to start as root (containers, cloud GPUs) unless told --allow-root
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean:
 	rm -rf runs .pytest_cache

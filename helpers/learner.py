@@ -63,7 +63,10 @@ class Recorder:
         return fig, axs
 
     def plot(self, skip_start: int = 10, skip_end: int = 5) -> None:
-        """Loss against learning rate from ``lr_find`` (log x axis) (notebook 01)."""
+        """Loss against learning rate from ``lr_find`` (log x axis), without the first ``skip_start``
+        and last ``skip_end`` points; a short sweep skips proportionally fewer (notebook 01)."""
+        if len(self.lrs) < 100:  # the defaults are fastai's, made for a 100-iteration sweep
+            skip_start, skip_end = (round(k * len(self.lrs) / 100) for k in (skip_start, skip_end))
         end = len(self.lrs) - skip_end if len(self.lrs) > skip_start + skip_end else len(self.lrs)
         lrs, losses = self.lrs[skip_start:end], self.losses[skip_start:end]
         fig, ax = self._axes()
@@ -71,10 +74,16 @@ class Recorder:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel("smoothed training loss")
-        if losses:
+        if len(losses) > 2:
             best = min(range(len(losses)), key=losses.__getitem__)
+            # steepest fall: the most negative slope of loss against log(lr), before the minimum
+            slopes = [(losses[i + 1] - losses[i]) / math.log(lrs[i + 1] / lrs[i]) for i in range(max(best, 1))]
+            steep = min(range(len(slopes)), key=slopes.__getitem__)
             ax.plot(lrs[best], losses[best], "o", color="C3", label=f"lowest loss at lr={lrs[best]:.1e}")
+            ax.plot(lrs[steep], losses[steep], "s", color="C2", label=f"steepest fall at lr={lrs[steep]:.1e}")
             ax.legend()
+            print(f"lowest smoothed loss {losses[best]:.3f} at lr {lrs[best]:.1e}; "
+                  f"steepest fall at lr {lrs[steep]:.1e}")
 
     def plot_losses(self) -> None:
         """Per-batch training loss and per-epoch validation loss (notebook 01)."""
@@ -138,7 +147,8 @@ class Learner:
                 fn(self)
 
     def autocast(self):
-        """bf16 autocast on CUDA, a no-op context elsewhere (notebook 01)."""
+        """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included, where
+        autocast has not been verified here (notebook 01)."""
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
@@ -215,6 +225,7 @@ class Learner:
 
     def fit(self, epochs: int, lr: float | slice = 3e-3, wd: float | None = None) -> None:
         """Train ``epochs`` epochs at a constant learning rate (notebook 01)."""
+        epochs = smoke_epochs(epochs)
         opt = self._make_opt(lr_range(lr, len(self.layer_groups)), self.wd if wd is None else wd)
         self._run(epochs, opt)
 
@@ -224,6 +235,7 @@ class Learner:
         """One-cycle policy: lr warms up from ``max_lr/div_factor`` to ``max_lr`` over ``pct_start`` of
         the iterations, then anneals to ``max_lr/(div_factor*final_div)``; momentum moves the other
         way (notebook 01)."""
+        epochs = smoke_epochs(epochs)
         lrs = lr_range(max_lr, len(self.layer_groups))
         opt = self._make_opt(lrs, self.wd if wd is None else wd)
         total = epochs * len(self.data.train_dl)
@@ -236,6 +248,7 @@ class Learner:
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True) -> None:
         """LR range test: raise the lr exponentially each batch, record the smoothed loss, stop when it
         diverges, then put the weights back. Plot with ``recorder.plot()`` (notebook 01)."""
+        num_it = config.smoke_cap(num_it, config.SMOKE_LR_FIND_ITS)
         state = copy.deepcopy(self.model.state_dict())
         opt = self._make_opt([start_lr] * len(self.layer_groups), self.wd)
         rec = self.recorder = Recorder()
@@ -319,9 +332,10 @@ class Learner:
 
     @torch.no_grad()
     def tta(self, n_aug: int = 8, beta: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
-        """Test-time augmentation, as fastai's ``learn.TTA()``: validation probabilities mixed as
-        ``beta * mean(augmented) + (1 - beta) * plain``, where the ``n_aug`` augmented passes use the
-        training transforms. Returns (probabilities, targets) on the CPU (notebook 01)."""
+        """Test-time augmentation, as fastai v1's ``learn.TTA(beta=0.4)``: validation probabilities mixed as
+        ``beta * plain + (1 - beta) * mean(augmented)`` (fastai's ``preds*beta + avg_preds*(1-beta)``),
+        where the ``n_aug`` augmented passes use the training transforms (fastai uses 8 fixed
+        zoom / corner-crop / flip views). Returns (probabilities, targets) on the CPU (notebook 01)."""
         dl, tfms = self.data.valid_dl, self.data.train_dl.tfms
         self.model.eval()
         probs, targs = [], []
@@ -330,7 +344,7 @@ class Learner:
             with self.autocast():
                 plain = torch.softmax(self.model(dl.process(raw)).float(), -1)
                 aug = sum(torch.softmax(self.model(dl.process(raw, tfms)).float(), -1) for _ in range(n_aug))
-            probs.append((beta * aug / n_aug + (1 - beta) * plain).cpu())
+            probs.append((beta * plain + (1 - beta) * aug / n_aug).cpu())
             targs.append(y.cpu())
         return torch.cat(probs), torch.cat(targs)
 
@@ -382,14 +396,24 @@ class Learner:
                 f"Total non-trainable params: {total - trainable:,}"]
         print("\n".join(out))
 
-    def save(self, name: str) -> Path:
-        """Write the model's weights to ``<data>/models/<name>.pth`` atomically (notebook 01)."""
-        return save_state(self.model.state_dict(), name)
+    def save(self, name: str, return_path: bool = False) -> Path | None:
+        """Write the model's weights to ``<data>/models/<name>.pth`` atomically; the path only when
+        asked for, as fastai's ``return_path`` (notebook 01)."""
+        path = save_state(self.model.state_dict(), name)
+        return path if return_path else None
 
     def load(self, name: str) -> "Learner":
         """Load weights written by ``save`` (notebook 01)."""
         self.model.load_state_dict(load_state(name, self.device))
         return self
+
+
+def smoke_epochs(epochs: int) -> int:
+    """The epochs a fit call runs: ``epochs``, or ``SMOKE_EPOCHS`` in a smoke run, saying so (notebook 01)."""
+    capped = config.smoke_cap(epochs, config.SMOKE_EPOCHS)
+    if capped < epochs:
+        print(f"smoke run: {capped} of {epochs} epochs")
+    return capped
 
 
 def save_state(state: dict, name: str) -> Path:

@@ -6,31 +6,25 @@ from __future__ import annotations
 
 import gc
 
-import psutil
 import torch
 
 
-def _used() -> tuple[int, int]:
-    gpu = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
-    return gpu, psutil.Process().memory_info().rss
+def reclaim(verbose: bool = True) -> None:
+    """Collect garbage and empty the CUDA cache; on a GPU, print how much GPU memory came back
+    (notebook 01).
 
-
-def reclaim(verbose: bool = True) -> dict[str, float]:
-    """Collect garbage, empty the CUDA cache and report what was freed, in MB (notebook 01).
-
-    Drop your own references first (``learn = None``); reclaim frees what nothing points to.
+    Drop your own references first (``del learn``); reclaim frees what nothing points to. On a CPU
+    there is nothing to report: Python already frees unreferenced memory, and the process rarely
+    hands it back to the system.
     """
-    gpu0, cpu0 = _used()
+    before = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    gpu1, cpu1 = _used()
-    freed = {"gpu_mb": (gpu0 - gpu1) / 2**20, "cpu_rss_mb": (cpu0 - cpu1) / 2**20}
-    if verbose:
-        where = f"GPU {freed['gpu_mb']:.1f} MB, " if torch.cuda.is_available() else ""
-        print(f"reclaimed: {where}process RSS {freed['cpu_rss_mb']:+.1f} MB "
-              f"(RSS now {cpu1 / 2**20:.0f} MB)")
-    return freed
+        if verbose:
+            after = torch.cuda.memory_allocated()
+            print(f"reclaimed {(before - after) / 2**20:,.1f} MB of GPU memory; "
+                  f"{after / 2**20:,.1f} MB still allocated, {gpu_mem_free():,} MB free")
 
 
 def gpu_mem_free() -> int:

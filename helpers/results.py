@@ -2,14 +2,18 @@
 
 Introduced in notebook 01 (resnet-mnist). One format for every notebook::
 
-    {"notebook": "01_resnet_mnist", "profile": "small", "device": "cpu", "torch": "2.14.1",
-     "seconds": 123.4, "metrics": {"resnet_accuracy": 0.9951, "resnet_train_seconds": 70.2}}
+    {"notebook": "01_resnet_mnist", "profile": "small", "smoke": false, "device": "cpu", "torch": "2.14.1",
+     "seconds": 123.4, "metrics": {"resnet_accuracy": 0.9951, "resnet_train_seconds": 70.2},
+     "checks": {"passed": true, "floors": {"resnet_accuracy": 0.99}}}
 
-Metric names say what and which model; times are in seconds.
+Metric names say what and which model; times are in seconds. ``checks`` holds the outcome of
+``Results.check``: ``passed`` true / false (then ``failed`` says which metric, its value and its floor),
+or null in a smoke run, where floors are recorded but not enforced; it is absent when nothing was checked.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -23,9 +27,12 @@ from helpers import config
 
 def machine() -> str:
     """A short description of where this ran, e.g. ``cpu: 2 cores x86_64`` or the GPU name (notebook 01)."""
-    if config.device().type == "cuda":
+    kind = config.device().type
+    if kind == "cuda":
         return torch.cuda.get_device_name()
-    return f"cpu: {os.cpu_count()} cores {platform.machine()}"
+    if kind == "mps":
+        return f"mps: Apple GPU {platform.machine()}"
+    return f"cpu: {config.cpu_count()} cores {platform.machine()}"
 
 
 class Results:
@@ -34,34 +41,81 @@ class Results:
     def __init__(self, notebook: str):
         self.notebook, self.start = notebook, time.perf_counter()
         self.metrics: dict[str, float] = {}
+        self.checks: dict | None = None  # the outcome of check(), written by save()
 
     def add(self, **metrics: float) -> None:
         self.metrics.update({k: round(float(v), 6) for k, v in metrics.items()})
 
     def check(self, **floors: float) -> None:
-        """Fail loudly when a metric is below its floor (notebook 01)."""
-        low = {k: (self.metrics.get(k), f) for k, f in floors.items()
-               if self.metrics.get(k) is None or self.metrics[k] < f}
-        if low:
-            lines = ", ".join(f"{k} = {v} < floor {f}" for k, (v, f) in low.items())
-            raise AssertionError(f"quality regression in {self.notebook} ({config.profile().name} profile): {lines}")
+        """Fail loudly when a metric is below its floor, missing, NaN or infinite (notebook 01).
+
+        The outcome goes into the record as ``checks``. A failure first writes the record, marked
+        failed (``save()``), then raises AssertionError, so ``python -m helpers.results`` shows what
+        happened; a pass is written by the ``save()`` that follows. In a smoke run (``HELPERS_SMOKE=1``)
+        the floors are recorded but not enforced: nothing is checked and nothing raises.
+        """
+        floors = {k: float(f) for k, f in floors.items()}
+        if config.smoke():
+            self.checks = {"passed": None, "floors": {**(self.checks or {}).get("floors", {}), **floors}}
+            shown = ", ".join(f"{k} {_show(self.metrics.get(k))} (floor {f})" for k, f in floors.items())
+            print(f"smoke run: floors not enforced: {shown}")
+            return
+        failed = {}
+        for k, f in floors.items():
+            v = self.metrics.get(k)
+            if v is None or not math.isfinite(v) or v < f:
+                why = "missing" if v is None else "not finite" if not math.isfinite(v) else "below floor"
+                failed[k] = {"value": v, "floor": f, "why": why}
+        before = self.checks or {"passed": True, "floors": {}}  # several check() calls add up
+        self.checks = {"passed": bool(before["passed"]) and not failed, "floors": {**before["floors"], **floors}}
+        if failed or before.get("failed"):
+            self.checks["failed"] = {**before.get("failed", {}), **failed}
+        if failed:
+            self.save()
+            lines = ", ".join(f"{k} = {_show(d['value'])} < floor {d['floor']}" if d["why"] == "below floor"
+                              else f"{k} is {_show(d['value'])} ({d['why']}; floor {d['floor']})"
+                              for k, d in failed.items())
+            raise AssertionError(f"quality regression in {self.notebook} ({config.profile().name} profile): {lines}. "
+                                 f"The record, marked failed, is in {self.path()}")
         print("checks passed: " + ", ".join(f"{k} {self.metrics[k]:.4f} >= {f}" for k, f in floors.items()))
 
     def record(self) -> dict:
-        return {"notebook": self.notebook, "profile": config.profile().name, "device": config.device().type,
-                "machine": machine(), "torch": torch.__version__.split("+")[0],
-                "seconds": round(time.perf_counter() - self.start, 1), "metrics": self.metrics}
+        rec = {"notebook": self.notebook, "profile": config.profile().name, "smoke": config.smoke(),
+               "device": config.device().type, "machine": machine(), "torch": torch.__version__.split("+")[0],
+               "seconds": round(time.perf_counter() - self.start, 1), "metrics": self.metrics}
+        if self.checks is not None:
+            rec["checks"] = self.checks
+        return rec
+
+    def path(self) -> Path:
+        """``runs/<notebook>.json`` (notebook 01)."""
+        return config.runs_dir() / f"{self.notebook}.json"
 
     def save(self) -> Path:
         """Write ``runs/<notebook>.json`` atomically and print the table (notebook 01)."""
         rec = self.record()
-        out = config.runs_dir() / f"{self.notebook}.json"
+        out = self.path()
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=2) + "\n")
         os.replace(tmp, out)
         print(format_table([rec]))
         return out
+
+
+def _show(value) -> str:
+    return "missing" if value is None else f"{value:.4f}"
+
+
+def check_status(record: dict) -> str:
+    """What a record says about its floors: ``passed``, ``FAILED: <metrics>``, ``not enforced (smoke run)``
+    or ``not checked`` (notebook 01)."""
+    checks = record.get("checks")
+    if not checks:
+        return "not checked"
+    if checks.get("passed") is None:
+        return "not enforced (smoke run)"
+    return "passed" if checks["passed"] else "FAILED: " + ", ".join(checks.get("failed", {}))
 
 
 def _fmt(name: str, value) -> str:
@@ -71,12 +125,14 @@ def _fmt(name: str, value) -> str:
 
 
 def format_table(records: list[dict]) -> str:
-    """Rows ``notebook | profile | machine | metric | value`` as plain text (notebook 01)."""
+    """Rows ``notebook | profile | machine | metric | value`` as plain text, ending each notebook with
+    its ``checks`` row (see ``check_status``) (notebook 01)."""
     rows = [("notebook", "profile", "machine", "metric", "value")]
     for r in records:
         where = r.get("machine", r["device"])
-        for name, value in [*r["metrics"].items(), ("notebook_seconds", r["seconds"])]:
-            rows.append((r["notebook"], r["profile"], where, name, _fmt(name, value)))
+        prof = r["profile"] + (" smoke" if r.get("smoke") else "")
+        for name, value in [*r["metrics"].items(), ("notebook_seconds", r["seconds"]), ("checks", check_status(r))]:
+            rows.append((r["notebook"], prof, where, name, _fmt(name, value)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -84,12 +140,18 @@ def format_table(records: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m helpers.results``: print every record in ``runs/`` as one table (notebook 01)."""
+    """``python -m helpers.results``: print every record in ``runs/`` as one table; exit status 1 when
+    there is none or a record's checks failed (notebook 01)."""
     files = sorted(config.runs_dir().glob("*.json"))
     if not files:
         print(f"no results records in {config.runs_dir()}; run the notebooks first (make run)")
         return 1
-    print(format_table([json.loads(f.read_text()) for f in files]))
+    records = [json.loads(f.read_text()) for f in files]
+    print(format_table(records))
+    failed = [r["notebook"] for r in records if (r.get("checks") or {}).get("passed") is False]
+    if failed:
+        print(f"quality checks FAILED in: {', '.join(failed)}")
+        return 1
     return 0
 
 

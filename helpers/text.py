@@ -8,8 +8,9 @@ beginning-of-stream token::
 
     xxbos one , two , three , ... , seven thousand nine hundred ninety nine
 
-The original archive (``train.txt`` / ``valid.txt``, one number per line) is registered too, so
-``human_numbers(untar_data("human_numbers"))`` reads the same tokens from the lesson's files.
+The original archive (``train.txt`` / ``valid.txt``, one number per line) is registered in
+``helpers.download`` too, so ``human_numbers(untar_data("human_numbers"))`` reads the same tokens from
+the lesson's files.
 
 ``LMLoader`` serves a token stream the way a language model reads it: the stream is cut into ``bs``
 contiguous rows and each batch is the next ``bptt`` columns, so row ``r`` of batch ``k + 1`` carries on
@@ -27,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import config
-from helpers.download import Dataset, register
 
 BOS = "xxbos"
 UNK = "xxunk"
@@ -35,10 +35,6 @@ UNK = "xxunk"
 SPECIAL_TOKENS = (UNK, "xxpad", BOS, "xxfld", "xxmaj", "xxup", "xxrep", "xxwrep")
 TRAIN_RANGE = range(1, 8_000)       # 1 ... 7,999
 VALID_RANGE = range(8_001, 10_000)  # 8,001 ... 9,999
-
-register(Dataset("human_numbers", "http://files.fast.ai/data/examples/human_numbers.tgz", "human_numbers",
-                 size=30252, about="the numbers 1-9,999 in English words, one per line: "
-                                   "train.txt (1-7,999) and valid.txt (8,001-9,999)"))
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
          "sixteen seventeen eighteen nineteen").split()
@@ -196,7 +192,7 @@ class LMLoader:
         self.rows = ids[starts[:, None] + cols[None, :]].to(self.device)  # (bs, used + 1)
 
     def __len__(self) -> int:
-        return min(self.n_chunks, self.max_batches) if self.max_batches else self.n_chunks
+        return config.n_batches(self.n_chunks, self.max_batches)
 
     @property
     def n_items(self) -> int:
@@ -224,11 +220,9 @@ class LMDataBunch:
     @classmethod
     def create(cls, corpus: Corpus, bs: int = 64, bptt: int = 70, vocab: Vocab | None = None,
                device: torch.device | None = None) -> "LMDataBunch":
-        """Numericalise both documents and wrap them in loaders (notebook 06). The profile's
-        ``max_batches_per_epoch`` caps the training batches when it sets one."""
+        """Numericalise both documents and wrap them in loaders (notebook 06)."""
         vocab = vocab or corpus.vocab()
-        cap = config.profile().max_batches_per_epoch
-        return cls(LMLoader(vocab.numericalize(corpus.train), bs, bptt, device, max_batches=cap),
+        return cls(LMLoader(vocab.numericalize(corpus.train), bs, bptt, device),
                    LMLoader(vocab.numericalize(corpus.valid), bs, bptt, device), vocab)
 
     @property
@@ -271,8 +265,7 @@ def show_batch(data: LMDataBunch, rows: int = 5, valid: bool = False, width: int
 def profile_note() -> str:
     """Print (and return) one line saying what the profile changes for notebook 06 (notebook 06)."""
     p = config.profile()
-    cap = p.max_batches_per_epoch
-    what = (f"training capped at {cap} batches per epoch" if cap else
+    what = (f"nothing but the smoke run's caps" if p.smoke else
             "nothing - the full corpus with the lesson's batch size, bptt and epochs")
     line = f"human numbers, {p.name} profile: the profile changes {what}"
     print(line)

@@ -10,7 +10,7 @@ import torch
 from torchvision import models
 
 from helpers import bodies
-from helpers.bodies import PretrainedWeightsError, create_body, weights_file
+from helpers.bodies import CorruptWeightsError, PretrainedWeightsError, create_body, weights_file
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -106,3 +106,83 @@ def test_pretrained_off_trains_from_scratch_in_the_full_profile(monkeypatch, tmp
     monkeypatch.setenv("HELPERS_PRETRAINED", "maybe")
     with pytest.raises(ValueError, match="HELPERS_PRETRAINED"):
         create_body("resnet18")
+
+
+@pytest.mark.parametrize("profile", ["small", "full"])
+def test_a_corrupt_cached_file_is_a_clear_error_in_every_profile(monkeypatch, tmp_path, profile):
+    _dead_mirror(monkeypatch, tmp_path)
+    monkeypatch.setenv("HELPERS_PROFILE", profile)
+    monkeypatch.setattr(bodies, "_warned", set())
+    name, _, cache = weights_file("resnet18")
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"half a download, or the wrong file" * 100)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not "No ImageNet weights ...; using random init"
+        with pytest.raises(CorruptWeightsError) as err:
+            create_body("resnet18")
+    msg = str(err.value)
+    assert str(cache) in msg and "f37072fd" in msg and "Delete it and run again" in msg
+    assert cache.exists(), "the user's file is reported, not silently removed"
+
+
+def _hand_copied(tmp_path, monkeypatch):
+    """A real state dict saved under a torchvision-style name whose hash digits are its own sha256's."""
+    import shutil
+    torch.manual_seed(2)
+    state = models.resnet18(weights=None).state_dict()
+    src = tmp_path / "resnet18.pth"
+    torch.save(state, src)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    cache = tmp_path / "torch" / "hub" / "checkpoints" / f"resnet18-{digest[:8]}.pth"
+    cache.parent.mkdir(parents=True)
+    shutil.copy(src, cache)
+    monkeypatch.setattr(bodies, "weights_file", lambda arch: (cache.name, "https://example.invalid/x", cache))
+    return state, cache
+
+
+def test_a_good_hand_copied_file_is_hashed_once_in_chunks(monkeypatch, tmp_path):
+    _dead_mirror(monkeypatch, tmp_path)
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    state, cache = _hand_copied(tmp_path, monkeypatch)
+    calls = []
+    real = bodies.sha256_file
+    monkeypatch.setattr(bodies, "sha256_file", lambda p: calls.append(p) or real(p))
+
+    def no_read_bytes(self):
+        raise AssertionError(f"read_bytes({self}): weights must be hashed in chunks")
+    monkeypatch.setattr(type(cache), "read_bytes", no_read_bytes)
+    assert torch.equal(create_body("resnet18")[0].weight, state["conv1.weight"])
+    assert torch.equal(create_body("resnet18")[0].weight, state["conv1.weight"])
+    assert calls == [cache], "hashed once per process for an unchanged file"
+    with open(cache, "r+b") as f:  # truncate it: size and mtime change, so it is hashed again
+        f.truncate(cache.stat().st_size // 2)
+    with pytest.raises(CorruptWeightsError, match="Corrupt weights file"):
+        create_body("resnet18")
+    assert len(calls) == 2
+
+
+def test_a_mirrored_file_is_checked_against_the_digest_recorded_at_download(mirror, monkeypatch):
+    """The test mirror serves random weights under torchvision's name: its SHA256SUMS vouches for them, and
+    that digest, recorded beside the cached file, is what a later process checks the file against."""
+    root, state = mirror
+    create_body("resnet18")
+    name, _, cache = weights_file("resnet18")
+    record = cache.with_name(name + ".sha256")
+    assert record.read_text().split() == [hashlib.sha256(cache.read_bytes()).hexdigest(), name]
+    monkeypatch.setattr(bodies, "_verified", set())  # as in a new process
+    assert torch.equal(create_body("resnet18")[0].weight, state["conv1.weight"])
+    monkeypatch.setattr(bodies, "_verified", set())
+    record.unlink()  # without the record only the name's hash is left, which random weights do not match
+    with pytest.raises(CorruptWeightsError, match="f37072fd"):
+        create_body("resnet18")
+
+
+def test_a_mirror_that_does_not_list_the_file_is_checked_against_the_name(mirror, monkeypatch):
+    root, _ = mirror
+    (root / "SHA256SUMS").write_text("")
+    name, _, cache = weights_file("resnet18")
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    with pytest.raises(PretrainedWeightsError, match="Checksum mismatch.*expected one starting with f37072fd"):
+        create_body("resnet18")
+    assert not cache.exists() and not cache.with_name(cache.name + ".part").exists()

@@ -102,6 +102,34 @@ def test_confusion_and_iou_by_hand():
     assert math.isnan(iou[5].item())
 
 
+def test_a_pixel_predicted_void_is_wrong_not_credited_to_the_last_class():
+    bicyclist = VOID - 1  # the last real class, where a clamp would put a void prediction
+    targ = torch.tensor([[[bicyclist, bicyclist, 0, VOID]]])
+    logits = torch.zeros(1, 12, 1, 4)
+    for k, c in enumerate([VOID, bicyclist, VOID, VOID]):  # void, right, void, (void target: ignored)
+        logits[0, c, 0, k] = 1
+    cm = confusion_matrix(logits, targ)
+    assert cm.shape == (VOID, VOID + 1)
+    assert cm[bicyclist, bicyclist] == 1, "only the pixel predicted bicyclist is on the diagonal"
+    assert cm[bicyclist, VOID] == 1 and cm[0, VOID] == 1 and cm[0, 0] == 0
+    # row sums are the non-void target pixels of each class
+    assert cm.sum(1).tolist() == [int((targ == c).sum()) for c in range(VOID)] and cm.sum() == 3
+    # the matrix's accuracy is accuracy_no_void: pixels predicted void are wrong
+    assert (cm.diag().sum() / cm.sum()).item() == pytest.approx(accuracy_no_void(logits, targ).item()) \
+        == pytest.approx(1 / 3)
+    iou = iou_per_class(cm)  # bicyclist: 1 hit, 1 miss (predicted void), no false positive
+    assert iou[bicyclist].item() == pytest.approx(1 / 2) and iou[0].item() == 0
+
+
+def test_confusion_matches_accuracy_on_random_predictions():
+    g = torch.Generator().manual_seed(0)
+    targ = torch.randint(0, VOID + 1, (2, 9, 7), generator=g)
+    logits = torch.randn(2, VOID + 1, 9, 7, generator=g)
+    cm = confusion_matrix(logits, targ)
+    assert cm.sum(1).tolist() == [int((targ == c).sum()) for c in range(VOID)]
+    assert (cm.diag().sum() / cm.sum()).item() == pytest.approx(accuracy_no_void(logits, targ).item())
+
+
 def test_camvid_data_loaders(tiny, monkeypatch):
     monkeypatch.setenv("HELPERS_DEVICE", "cpu")
     data = camvid.camvid_data(tiny, size=(8, 10), bs=2)
@@ -164,7 +192,7 @@ def test_evaluate_and_pictures_on_a_tiny_unet(tiny, monkeypatch):
     cm = camvid.evaluate(learn)
     # every non-void validation pixel is counted exactly once
     expected = sum(int((yb != VOID).sum()) for _, yb in data.valid_dl)
-    assert cm.shape == (VOID, VOID) and int(cm.sum()) == expected > 0
+    assert cm.shape == (VOID, VOID + 1) and int(cm.sum()) == expected > 0
     show_seg_batch(data, camvid.PALETTE, rows=1, cols=2)
     show_seg_results(learn, camvid.PALETTE, rows=1)
     plot_confusion(cm, camvid.CODES[:VOID])

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.download import REGISTRY, Dataset, DownloadError, untar_data
+from helpers import download
+from helpers.download import REGISTRY, CorruptArchiveError, Dataset, DownloadError, untar_data
 
 REAL_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FILES = {"mnist_png/training/0/1.png": b"zero-one", "mnist_png/training/7/2.png": b"seven-two",
@@ -135,10 +136,11 @@ def test_truncated_archive(served, data, monkeypatch):
                                               for i in range(20)})
     (root / "mnist_png.tgz").write_bytes(blob[: len(blob) // 2])
     monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(DownloadError, match="Corrupt or truncated archive"):
+    with pytest.raises(CorruptArchiveError, match="Corrupt or truncated archive"):
         untar_data("mnist_png")
     assert_clean(data)
     assert not (data / "archives" / "mnist_png.tgz").exists()  # removed, so the next run re-downloads
+    assert issubclass(CorruptArchiveError, DownloadError)
 
 
 def test_wrong_checksum(served, data, monkeypatch):
@@ -294,3 +296,97 @@ def test_canonical_archive_with_the_dataset_nested_inside(served, data, monkeypa
     assert (path / "train" / "0001.png").read_bytes() == b"img"
     assert (path / "trainannot" / "0001.png").read_bytes() == b"mask"
     assert not (path / "README.md").exists() and not list(data.glob(".tmp-*"))
+
+
+def test_registry_is_complete_when_only_helpers_download_is_imported():
+    import subprocess
+    import sys
+    code = ("import sys; from helpers.download import REGISTRY; "
+            "print(sorted(REGISTRY)); print(sorted(m for m in sys.modules if m.startswith('helpers')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert eval(out[0]) == sorted(["mnist_png", "camvid", "oxford-iiit-pet", "bedroom", "human_numbers", "old_photos"])
+    assert "helpers.camvid" not in out[1] and "helpers.text" not in out[1] and "helpers.data" not in out[1]
+
+
+def test_registry_entries():
+    pets, old = REGISTRY["oxford-iiit-pet"], REGISTRY["old_photos"]
+    assert pets.url == "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz"
+    assert pets.size == 811706944 and pets.folder == "oxford-iiit-pet" and "CC BY-SA 4.0" in pets.about
+    commit = "71c772922bba175e53e4ebe9fe783f8311cea37a"
+    assert old.url == f"https://github.com/jantic/DeOldify/archive/{commit}.tar.gz" and old.folder == "old_photos"
+    assert old.inner == f"DeOldify-{commit}/test_images" and "285" in old.about and "49" in old.about
+    assert REGISTRY["bedroom"].size == 4579163978 and REGISTRY["human_numbers"].size == 30252
+
+
+def test_extraction_shows_progress_over_every_member(served, data, monkeypatch):
+    root, url, _ = served
+    make_tgz(root / "mnist_png.tgz")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    seen = {}
+
+    def spy(iterable, total=None, desc=""):
+        seen.update(total=total, desc=desc)
+        for item in iterable:
+            seen["yielded"] = seen.get("yielded", 0) + 1
+            yield item
+
+    monkeypatch.setattr(download, "progress_bar", spy)
+    assert_extracted(untar_data("mnist_png"), data)
+    n_members = len(FILES)  # make_tgz writes no folder entries
+    assert seen == {"total": n_members, "desc": "extracting mnist_png.tgz", "yielded": n_members}
+
+
+def test_sha256_file_reads_in_chunks(tmp_path, monkeypatch):
+    path = tmp_path / "blob"
+    blob = bytes(range(256)) * 41  # 10,496 bytes
+    path.write_bytes(blob)
+    monkeypatch.setattr(download, "CHUNK", 1000)
+    sizes = []
+    real_open = open
+
+    class Reader:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            sizes.append(n)
+            return self.f.read(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(download, "open", lambda p, mode="r": Reader(real_open(p, mode)), raising=False)
+    assert download.sha256_file(path) == sha(blob)
+    assert sizes == [1000] * 12, "10 full blocks, a partial one, and the empty read that ends the loop"
+
+
+def test_download_file_checks_a_sha256_prefix_before_renaming(served, tmp_path, monkeypatch):
+    root, url, _ = served
+    monkeypatch.delenv("HELPERS_MIRROR", raising=False)
+    monkeypatch.setenv("HELPERS_PROGRESS", "none")
+    blob = b"weights" * 1000
+    (root / "w.pth").write_bytes(blob)
+    dest = tmp_path / "cache" / "w.pth"
+    with pytest.raises(DownloadError, match=f"Checksum mismatch .*sha256 {sha(blob)}, expected one starting with 0000"):
+        download.download_file("w.pth", f"{url}/w.pth", dest, sha256="00000000")
+    assert not dest.exists() and not list(dest.parent.glob("*.part"))
+    assert download.download_file("w.pth", f"{url}/w.pth", dest, sha256=sha(blob)[:8]) == sha(blob)
+    assert dest.read_bytes() == blob
+    with pytest.raises(ValueError, match="at least its first 8"):
+        download.check_sha256(sha(blob), "abc", "x")
+
+
+def test_a_mirror_without_a_checksum_for_a_file_falls_back_to_the_files_own(served, tmp_path, monkeypatch):
+    """download_file: the mirror serves the canonical file, so the canonical hash applies when SHA256SUMS is silent."""
+    root, url, _ = served
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    monkeypatch.setenv("HELPERS_PROGRESS", "none")
+    (root / "w.pth").write_bytes(b"not the canonical file")
+    with pytest.raises(DownloadError, match="Checksum mismatch"):
+        download.download_file("w.pth", "https://example.invalid/w.pth", tmp_path / "w.pth", sha256="ab" * 4)
+    (root / "SHA256SUMS").write_text(f"{sha(b'not the canonical file')}  w.pth\n")  # the mirror's own sum wins
+    download.download_file("w.pth", "https://example.invalid/w.pth", tmp_path / "w.pth", sha256="ab" * 4)
+    assert (tmp_path / "w.pth").read_bytes() == b"not the canonical file"

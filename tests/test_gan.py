@@ -186,3 +186,17 @@ def test_frechet_distance_hand_computed():
     vals, vecs = torch.linalg.eigh(cov)
     white = d @ vecs @ torch.diag(vals.rsqrt()) @ vecs.T
     assert frechet_distance(white, white * scale) == pytest.approx(expected, rel=1e-6)
+
+
+def test_thumbnails_average_each_cell():
+    from helpers.gan import thumbnails
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
+    t = thumbnails(x, grid=8)
+    assert t.shape == (2, 3 * 64)
+    # cell (0, 0) of channel 0 of image 0 averages pixels (0,0), (0,1), (1,0), (1,1)
+    assert t[0, 0].item() == pytest.approx((0 + 1 + 16 + 17) / 4)
+    # identical sets are at distance 0; a copy brightened by 1 is at |shift|^2 = one per feature
+    imgs = torch.rand(50, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    a = thumbnails(imgs, grid=2)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, thumbnails(imgs + 1, grid=2)) == pytest.approx(3 * 4, rel=1e-5)

@@ -130,7 +130,7 @@ def test_save_load_predict(tmp_path, monkeypatch):
     monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
     learn = toy_learner()
     learn.fit(2, 1e-2)
-    path = learn.save("toy")
+    path = learn.save("toy", return_path=True)
     assert path == tmp_path / "models" / "toy.pth" and path.exists()
     other = toy_learner()
     other.model[0].weight.data.zero_()
@@ -172,3 +172,24 @@ def test_summary_lists_a_weight_normed_conv_as_one_layer(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("Linear", "ReLU", "Param"))]
     assert [r.split()[0] for r in rows] == ["ParametrizedLinear", "ReLU", "Linear"]
     assert rows[0].split()[2] == "16"  # g (4) + v (4x2) + bias (4)
+
+
+def test_tta_is_fastais_mix_of_plain_and_augmented():
+    """fastai v1's TTA: ``preds*beta + avg_preds*(1-beta)``, where ``preds`` is the plain prediction."""
+    from helpers.data import DataBunch, TensorLoader
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 3, (10,), generator=g)
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    flip = lambda b: b.flip(-1)  # noqa: E731 - a deterministic "augmentation": every pass sees the mirror image
+    data = DataBunch(TensorLoader(x, y, 4, tfms=[flip], device=cpu), TensorLoader(x, y, 4, device=cpu), ["a", "b", "c"])
+    probs, targs = Learner(data, model, nn.CrossEntropyLoss(), accuracy).tta(n_aug=3, beta=0.4)
+    with torch.no_grad():
+        plain = torch.softmax(model(x.float() / 255), -1)
+        augmented = torch.softmax(model(x.float().flip(-1) / 255), -1)
+    assert not torch.allclose(plain, augmented, atol=1e-3), "the test needs plain and augmented to differ"
+    assert torch.allclose(probs, 0.4 * plain + 0.6 * augmented, atol=1e-6)
+    assert torch.equal(targs, y)

@@ -1,0 +1,71 @@
+"""helpers.config: device choice (CUDA, then Apple MPS, then CPU), the default profile, cpu_count, and
+the autocast each device gets, with the accelerators faked by monkeypatching torch's availability checks."""
+import os
+import warnings
+from contextlib import nullcontext
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import config
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Fake which accelerators torch reports: machine(cuda=..., mps=...)."""
+    for var in ("HELPERS_DEVICE", "HELPERS_PROFILE", "HELPERS_SMOKE"):
+        monkeypatch.delenv(var, raising=False)
+
+    def fake(cuda: bool, mps: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    return fake
+
+
+@pytest.mark.parametrize("cuda, mps, device, profile", [
+    (True, False, "cuda", "full"),
+    (True, True, "cuda", "full"),
+    (False, True, "mps", "small"),  # an Apple laptop: its GPU, at the small profile's scale
+    (False, False, "cpu", "small"),
+])
+def test_device_and_default_profile(machine, cuda, mps, device, profile):
+    machine(cuda=cuda, mps=mps)
+    assert config.device() == torch.device(device)
+    assert config.profile().name == profile
+
+
+def test_helpers_device_and_profile_override_the_defaults(machine, monkeypatch):
+    machine(cuda=True, mps=True)
+    monkeypatch.setenv("HELPERS_DEVICE", "cpu")
+    monkeypatch.setenv("HELPERS_PROFILE", "small")
+    assert config.device() == torch.device("cpu") and config.profile().name == "small"
+    machine(cuda=False, mps=True)
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    monkeypatch.setenv("HELPERS_DEVICE", "mps")
+    assert config.device() == torch.device("mps") and config.profile().name == "full"
+
+
+def test_cpu_count_uses_the_affinity_mask_where_there_is_one(monkeypatch):
+    if hasattr(os, "sched_getaffinity"):
+        assert config.cpu_count() == len(os.sched_getaffinity(0))
+        monkeypatch.delattr(os, "sched_getaffinity")  # macOS and Windows have none
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert config.cpu_count() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # "undeterminable"
+    assert config.cpu_count() == 1
+
+
+def test_autocast_is_bf16_on_cuda_only(machine):
+    from helpers.learner import Learner
+
+    machine(cuda=False, mps=False)
+    learn = Learner(None, nn.Linear(2, 2), nn.MSELoss())
+    assert learn.device == torch.device("cpu") and isinstance(learn.autocast(), nullcontext)
+    learn.device = torch.device("mps")  # no autocast on Apple GPUs (not verified there): fp32
+    assert isinstance(learn.autocast(), nullcontext)
+    learn.device = torch.device("cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns when it builds a CUDA autocast without CUDA
+        ctx = learn.autocast()
+    assert isinstance(ctx, torch.autocast) and ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
