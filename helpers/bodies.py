@@ -40,6 +40,8 @@ def _home_relative(path: Path) -> str:
         return "~/" + str(Path(path).relative_to(Path.home()))
     except ValueError:
         return str(path)
+
+
 _verified: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) of cache files that hashed right
 
 
@@ -108,10 +110,10 @@ def load_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
     return torch.load(cache, map_location="cpu", weights_only=True)
 
 
-def create_body(arch: str = "resnet34", pretrained: bool = True, cut: int = -2) -> nn.Sequential:
-    """A torchvision CNN without its head (``children()[:cut]``), with ImageNet weights if wanted and
-    available (notebook 02). ``HELPERS_PRETRAINED=off`` turns the weights off on purpose (a
-    from-scratch run), in any profile."""
+def imagenet_model(arch: str, pretrained: bool = True) -> nn.Module:
+    """A whole torchvision model with ImageNet weights if wanted and available, else random init as the
+    profile allows (see the module docstring) (notebook 02). ``HELPERS_PRETRAINED=off`` turns the
+    weights off on purpose (a from-scratch run), in any profile."""
     model = models.get_model(arch, weights=None)
     if pretrained and not config.pretrained_wanted():
         print(f"HELPERS_PRETRAINED=off: {arch} starts from random weights")
@@ -136,4 +138,19 @@ def create_body(arch: str = "resnet34", pretrained: bool = True, cut: int = -2) 
                 warnings.warn_explicit(f"No ImageNet weights for {arch} ({type(err).__name__}); using random "
                                        f"init. Results will be far from the lesson's. {how}.",
                                        PretrainedWeightsWarning, "helpers/bodies.py", 0)
-    return nn.Sequential(*list(model.children())[:cut])
+    return model
+
+
+def create_body(arch: str = "resnet34", pretrained: bool = True, cut: int = -2) -> nn.Sequential:
+    """A torchvision CNN without its head (``children()[:cut]``), with ImageNet weights if wanted and
+    available (``imagenet_model``) (notebook 02)."""
+    return nn.Sequential(*list(imagenet_model(arch, pretrained).children())[:cut])
+
+
+def vgg16_bn_features(pretrained: bool = True) -> nn.Sequential:
+    """VGG16 with batch norm, convolutional part only (``vgg16_bn().features``, 44 layers), frozen and in
+    eval mode: the fixed network of the feature loss (notebook 05). Its weights come the same way as
+    the ResNets' (``vgg16_bn-6c64b313.pth``, 528 MB, mirror fallback, hash checked); without them the
+    small profile warns once and uses random init, the full profile stops with instructions."""
+    features = imagenet_model("vgg16_bn", pretrained).features
+    return features.eval().requires_grad_(False)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import config
-from helpers.data import DataBunch, ImageList, TensorLoader, decode_images, profile_subset
+from helpers.data import IMAGENET_STATS, DataBunch, ImageList, TensorLoader, decode_images, profile_subset
 
 CODES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
          "Bicyclist", "Void"]
@@ -153,9 +153,6 @@ class CamvidData(DataBunch):
             return SegLoader(dl.x, dl.y, bs or dl.bs, size, dl.shuffle, dl.stats, dl.device, cap, dl.crop)
         return CamvidData(again(self.train_dl, max_batches or self.train_dl.max_batches),
                           again(self.valid_dl, self.valid_dl.max_batches), self.classes)
-
-
-IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
 
 
 def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val",

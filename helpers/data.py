@@ -29,6 +29,8 @@ from PIL import Image
 from helpers import config
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# per-channel mean and std of ImageNet, for inputs of networks pretrained on it (notebook 02)
+IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
 
 
 class ImageDecodeError(RuntimeError):
@@ -235,15 +237,17 @@ class TensorLoader:
     """Batches cut from a preloaded uint8 tensor; transforms and normalisation act on whole batches (notebook 01).
 
     Yields ``(x, y)`` on ``device`` with ``x`` float. The images live on the device when it is a GPU,
-    otherwise in (pinned when CUDA exists) host memory.
+    otherwise in (pinned when CUDA exists) host memory. A subclass may hold lists of per-item tensors
+    instead (images of different sizes, notebook 05); its ``batch`` then makes them one batch.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False,
                  tfms: Sequence[Transform] = (), device: torch.device | None = None,
                  drop_last: bool = False, max_batches: int | None = None):
         self.device = device or config.device()
-        self.x = x.to(self.device) if self.device.type == "cuda" else x
-        self.y = y.to(self.device)
+        on_device = self.device.type == "cuda" and isinstance(x, torch.Tensor)
+        self.x = x.to(self.device) if on_device else x
+        self.y = y.to(self.device) if isinstance(y, torch.Tensor) else y
         self.bs, self.shuffle, self.tfms, self.drop_last = bs, shuffle, list(tfms), drop_last
         self.max_batches = max_batches
         self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -276,7 +280,7 @@ class TensorLoader:
     def __iter__(self):
         n, used = len(self.x), len(self) * self.bs
         if self.shuffle:
-            order = torch.randperm(n, device=self.x.device)
+            order = torch.randperm(n, device=getattr(self.x, "device", None))
         elif used < n:  # a capped validation pass: items spread evenly over the set, not just the first
             order = torch.linspace(0, n - 1, used).round().long()
         else:
@@ -348,13 +352,16 @@ class DataBunch:
 
 # --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
 
-def _read_short_side(args: tuple[Path, str, int]) -> np.ndarray | str:
+def read_short_side(args: tuple[Path, str, int | None]) -> np.ndarray | str:
+    """``(path, convert_mode, size)`` -> uint8 array (C, H, W), shrunk so the short side is ``size``
+    (never enlarged; ``None`` keeps the size), or a string naming the path and the failure: a reader
+    for ``read_all`` (notebook 04)."""
     path, mode, size = args
     try:
         with Image.open(path) as img:
             img = img.convert(mode)
             w, h = img.size
-            if min(w, h) > size:  # shrink so the short side is ``size``; never enlarge
+            if size is not None and min(w, h) > size:  # shrink so the short side is ``size``; never enlarge
                 scale = size / min(w, h)
                 img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
             arr = np.array(img, dtype=np.uint8)
@@ -375,7 +382,7 @@ def gan_images(il: ImageList, size: int) -> list[torch.Tensor] | torch.Tensor:
         small = min(first.size) <= size
     if small:
         return il.decode()
-    results = read_all(_read_short_side, [(p, il.convert_mode, size) for p in il.items])
+    results = read_all(read_short_side, [(p, il.convert_mode, size) for p in il.items])
     return [torch.from_numpy(np.ascontiguousarray(r)) for r in results]
 
 

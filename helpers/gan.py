@@ -33,20 +33,8 @@ from torchvision.utils import make_grid
 
 from helpers import config
 from helpers.learner import load_state, save_state, smoke_epochs
+from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 from helpers.progress import EpochTable, progress_bar
-
-
-# --- losses -----------------------------------------------------------------------------------
-
-def wasserstein_critic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
-    """The lesson's ``WassersteinLoss``: ``real_pred.mean() - fake_pred.mean()`` (notebook 04)."""
-    return real_pred.mean() - fake_pred.mean()
-
-
-def wasserstein_gen_loss(fake_pred: torch.Tensor, output: torch.Tensor | None = None,
-                         target: torch.Tensor | None = None) -> torch.Tensor:
-    """The lesson's ``NoopLoss`` for the WGAN generator: the mean critic score of the fakes (notebook 04)."""
-    return fake_pred.mean()
 
 
 # --- switchers ----------------------------------------------------------------------------------

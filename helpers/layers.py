@@ -1,31 +1,78 @@
 """Small composable model builders with the lesson's semantics.
 
 Introduced in notebook 01 (resnet-mnist): ``conv_layer``, ``res_block``, ``MergeLayer``, ``Flatten``.
-Order inside ``conv_layer`` is the lesson's: conv -> ReLU -> BatchNorm.
+Order inside ``conv_layer`` is the lesson's: conv -> ReLU -> BatchNorm. Its ``norm`` choices, the
+transposed and self-attention variants serve the U-Nets, GANs and critics of the later notebooks.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+# What ``conv_layer(norm=...)`` accepts. "weight" and "spectral" wrap the convolution (a bias, no
+# BatchNorm); "spectral+batch" is DeOldify's spectral-norm conv followed by BatchNorm.
+NORMS = (None, "batch", "weight", "spectral", "spectral+batch")
 
 
 def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
-               bn: bool = True, use_activ: bool = True, leaky: float | None = None) -> nn.Sequential:
-    """Conv2d -> ReLU (or LeakyReLU) -> BatchNorm2d, kaiming-normal init (notebook 01).
+               bias: bool | None = None, norm: str | None = "batch", use_activ: bool = True,
+               leaky: float | None = None, transpose: bool = False, self_attention: bool = False) -> nn.Sequential:
+    """Conv2d -> ReLU (or LeakyReLU) -> BatchNorm2d -> optional SelfAttention, kaiming-normal init
+    (notebook 01), as fastai v1's ``conv_layer``.
 
-    The convolution has a bias only when no BatchNorm follows it, exactly as in fastai v1.
+    ``norm``: ``"batch"`` (the default: BatchNorm after the activation, the conv has no bias), ``None``
+    (a zero-initialised bias, no BatchNorm), ``"weight"`` / ``"spectral"`` (weight or spectral
+    normalisation of the conv, with a bias, no BatchNorm; notebooks 02, 03, 05) or
+    ``"spectral+batch"`` (both, as DeOldify does; notebook 07). ``bias`` overrides the default "a bias
+    only when no BatchNorm follows". ``transpose`` makes it a ``ConvTranspose2d`` (padding 0 unless
+    given; notebook 04). ``leaky`` uses ``LeakyReLU(leaky)``; ``self_attention`` appends
+    ``SelfAttention(nf)``.
     """
-    padding = (ks - 1) // 2 if padding is None else padding
-    conv = nn.Conv2d(ni, nf, ks, stride=stride, padding=padding, bias=not bn)
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    batch = norm in ("batch", "spectral+batch")
+    if padding is None:
+        padding = 0 if transpose else (ks - 1) // 2
+    conv_cls = nn.ConvTranspose2d if transpose else nn.Conv2d
+    conv = conv_cls(ni, nf, ks, stride=stride, padding=padding, bias=not batch if bias is None else bias)
     nn.init.kaiming_normal_(conv.weight, a=leaky or 0.0, nonlinearity="leaky_relu" if leaky else "relu")
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
+    if norm == "weight":
+        conv = nn.utils.parametrizations.weight_norm(conv)
+    elif norm in ("spectral", "spectral+batch"):
+        conv = nn.utils.parametrizations.spectral_norm(conv)
     layers: list[nn.Module] = [conv]
     if use_activ:
         layers.append(nn.LeakyReLU(leaky, inplace=True) if leaky else nn.ReLU(inplace=True))
-    if bn:
+    if batch:
         layers.append(nn.BatchNorm2d(nf))
+    if self_attention:
+        layers.append(SelfAttention(nf))
     return nn.Sequential(*layers)
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention: ``x + gamma * attention(x)``, gamma starting at 0 (notebook 02)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+
+        def conv1d(ni, no):
+            conv = nn.Conv1d(ni, no, 1, bias=False)
+            nn.init.kaiming_normal_(conv.weight)
+            return nn.utils.parametrizations.spectral_norm(conv)
+
+        self.query, self.key, self.value = conv1d(n, n // 8), conv1d(n, n // 8), conv1d(n, n)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape
+        flat = x.view(*size[:2], -1)
+        f, g, h = self.query(flat), self.key(flat), self.value(flat)
+        beta = F.softmax(torch.bmm(f.transpose(1, 2), g), dim=1)
+        return (self.gamma * torch.bmm(h, beta) + flat).view(*size)
 
 
 class MergeLayer(nn.Module):
@@ -53,14 +100,16 @@ class ResBlock(nn.Module):
         return self.merge(self.convs(x), x)
 
 
-def res_block(nf: int, dense: bool = False, bottle: bool = False, **conv_kwargs) -> ResBlock:
+def res_block(nf: int, dense: bool = False, bottle: bool = False, norm: str | None = "batch",
+              **conv_kwargs) -> ResBlock:
     """Two ``conv_layer`` (nf -> nf) and a skip connection (notebook 01).
 
     ``bottle`` halves the inner width; ``dense`` concatenates instead of adding, so the block
-    returns ``2 * nf`` channels.
+    returns ``2 * nf`` channels. ``norm`` and the other keywords go to both ``conv_layer``s.
     """
     inner = nf // 2 if bottle else nf
-    convs = nn.Sequential(conv_layer(nf, inner, **conv_kwargs), conv_layer(inner, nf, **conv_kwargs))
+    convs = nn.Sequential(conv_layer(nf, inner, norm=norm, **conv_kwargs),
+                          conv_layer(inner, nf, norm=norm, **conv_kwargs))
     return ResBlock(convs, MergeLayer(dense))
 
 
@@ -69,14 +118,6 @@ class Flatten(nn.Flatten):
 
 
 # --- GAN builders (notebook 04, wgan) ----------------------------------------------------------
-
-def conv_t_layer(ni: int, nf: int, ks: int = 4, stride: int = 2, padding: int = 1) -> nn.Sequential:
-    """ConvTranspose2d -> ReLU -> BatchNorm2d, no bias, kaiming-normal init: ``conv_layer``'s
-    upsampling twin, as fastai's ``conv_layer(..., transpose=True)`` (notebook 04)."""
-    conv = nn.ConvTranspose2d(ni, nf, ks, stride=stride, padding=padding, bias=False)
-    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-    return nn.Sequential(conv, nn.ReLU(inplace=True), nn.BatchNorm2d(nf))
-
 
 def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_features: int = 64,
                     n_extra_layers: int = 0) -> nn.Sequential:
@@ -91,12 +132,12 @@ def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_featur
     if in_size < 8 or in_size & (in_size - 1):
         raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
     cur_ftrs = n_features * in_size // 8  # channels of the 4x4 map
-    layers: list[nn.Module] = [conv_t_layer(noise_sz, cur_ftrs, 4, 1, 0)]
+    layers: list[nn.Module] = [conv_layer(noise_sz, cur_ftrs, 4, 1, 0, transpose=True)]
     cur_size = 4
     while cur_size < in_size // 2:
-        layers.append(conv_t_layer(cur_ftrs, cur_ftrs // 2, 4, 2, 1))
+        layers.append(conv_layer(cur_ftrs, cur_ftrs // 2, 4, 2, 1, transpose=True))
         cur_ftrs, cur_size = cur_ftrs // 2, cur_size * 2
-    layers += [conv_t_layer(cur_ftrs, cur_ftrs, 3, 1, 1) for _ in range(n_extra_layers)]
+    layers += [conv_layer(cur_ftrs, cur_ftrs, 3, 1, 1, transpose=True) for _ in range(n_extra_layers)]
     layers += [nn.ConvTranspose2d(cur_ftrs, n_channels, 4, 2, 1, bias=False), nn.Tanh()]
     return nn.Sequential(*layers)
 
@@ -113,7 +154,7 @@ def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_la
     """
     if in_size < 8 or in_size & (in_size - 1):
         raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
-    layers: list[nn.Module] = [conv_layer(n_channels, n_features, 4, 2, 1, bn=False, leaky=0.2)]
+    layers: list[nn.Module] = [conv_layer(n_channels, n_features, 4, 2, 1, norm=None, leaky=0.2)]
     cur_size, cur_ftrs = in_size // 2, n_features
     layers += [conv_layer(cur_ftrs, cur_ftrs, 3, 1, 1, leaky=0.2) for _ in range(n_extra_layers)]
     while cur_size > 4:

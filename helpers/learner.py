@@ -190,7 +190,7 @@ class Learner:
         self.recorder.moms.append(group["betas"][0])
 
     def _run(self, epochs: int, opt, sched=None) -> None:
-        names = [getattr(m, "__name__", type(m).__name__) for m in self.metrics]
+        names = [getattr(m, "__name__", type(m).__name__) for m in self.metrics] + self._loss_part_names()
         rec = self.recorder = Recorder()  # each fit records afresh, as fastai's Recorder did
         rec.metric_names = names
         table = EpochTable(["train_loss", "valid_loss", *names])
@@ -302,18 +302,26 @@ class Learner:
     # --- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self, dl=None) -> list[float]:
-        """Mean loss and metrics over a loader (the validation set by default), weighted by batch size (notebook 01)."""
+        """Mean loss, metrics and the loss's parts (if it reports any) over a loader (the validation set by
+        default), weighted by batch size (notebook 01)."""
         dl = dl or self.data.valid_dl
         self.model.eval()
         self._reset_model()
         totals, count = None, 0
         for xb, yb in dl:
             loss = self._loss_on(xb, yb)
-            vals = torch.stack([loss.float()] + [m(self.pred, yb).float() for m in self.metrics])
+            parts = [self.loss_func.metrics[k].float() for k in self._loss_part_names()]
+            vals = torch.stack([loss.float()] + [m(self.pred, yb).float() for m in self.metrics] + parts)
             n = len(yb)
             totals = vals * n if totals is None else totals + vals * n
             count += n
         return (totals / count).tolist()
+
+    def _loss_part_names(self) -> list[str]:
+        """The parts a loss reports about its last call (``loss_func.metric_names``, values in
+        ``loss_func.metrics``), shown after the metrics as validation columns, as the lesson's
+        ``LossMetrics`` callback did (notebook 05)."""
+        return list(getattr(self.loss_func, "metric_names", ()))
 
     @torch.no_grad()
     def get_preds(self, dl=None) -> tuple[torch.Tensor, torch.Tensor]:

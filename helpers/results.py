@@ -91,8 +91,8 @@ class Results:
         """``runs/<notebook>.json`` (notebook 01)."""
         return config.runs_dir() / f"{self.notebook}.json"
 
-    def save(self) -> Path:
-        """Write ``runs/<notebook>.json`` atomically and print the table (notebook 01)."""
+    def save(self) -> None:
+        """Write ``runs/<notebook>.json`` (see ``path``) atomically and print the table (notebook 01)."""
         rec = self.record()
         out = self.path()
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,6 @@ class Results:
         tmp.write_text(json.dumps(rec, indent=2) + "\n")
         os.replace(tmp, out)
         print(format_table([rec]))
-        return out
 
 
 def _show(value) -> str:

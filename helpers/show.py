@@ -189,3 +189,31 @@ def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None
                         color="white" if share[i, j] > 0.5 else "black")
     ax.set_title("share of each true class's pixels (validation set)")
     fig.tight_layout()
+
+
+# --- image to image (notebook 05) -------------------------------------------------------------------
+
+def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = False,
+                     titles: tuple[str, str] = ("input", "target")) -> None:
+    """Pairs of one (augmented) batch of an image-to-image loader, input next to target, denormalised
+    (the lesson's ``show_batch`` for an ``ImageImageList``) (notebook 05)."""
+    x, y = data.one_batch(valid=valid)
+    x, y = data.denorm(x), data.denorm(y)
+    rows = min(rows, len(x))
+    plot_multi(lambda i, j, ax: show_image((x, y)[j][i], ax=ax, title=titles[j] if i == 0 else None),
+               rows, 2, figsize=(2 * imgsize, rows * imgsize), photo=True)
+
+
+def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None) -> None:
+    """Input / Prediction / Target for validation items spread over the set, denormalised, as the
+    lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model (notebook 05)."""
+    dl = dl or learn.data.valid_dl
+    rows = min(rows, dl.n_items)
+    x, y = dl.batch(torch.linspace(0, dl.n_items - 1, rows + 2).round().long()[1:-1])
+    learn.model.eval()
+    with torch.no_grad(), learn.autocast():
+        pred = learn.model(x)
+    images = [learn.data.denorm(t.float()).clamp(0, 1) for t in (x, pred, y)]
+    titles = ("Input", "Prediction", "Target")
+    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=titles[j] if i == 0 else None),
+               rows, 3, figsize=(3 * imgsize, rows * imgsize), photo=True)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from helpers import config
@@ -272,12 +271,7 @@ def profile_note() -> str:
     return line
 
 
-# --- losses, layers, regularisation -----------------------------------------------------------
-def cross_entropy_flat(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over every position of a sequence: ``(bs, seq, n_vocab)`` vs ``(bs, seq)`` (notebook 06)."""
-    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1))
-
-
+# --- layers, regularisation (the loss, cross_entropy_flat, is in helpers.losses) --------------------
 class BatchNorm1dFlat(nn.BatchNorm1d):
     """``BatchNorm1d`` over the last dimension of a ``(..., features)`` tensor: the leading dimensions
     are flattened into one batch dimension and restored afterwards (notebook 06)."""

@@ -10,23 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.layers import MergeLayer, conv_layer, res_block
-
-NORMS = (None, "batch", "weight", "spectral")
-
-
-def norm_conv(ni: int, nf: int, ks: int = 3, norm: str | None = None, use_activ: bool = True,
-              stride: int = 1) -> nn.Sequential:
-    """``conv_layer`` with a choice of normalisation: None (bias, no BN), "batch", "weight" or
-    "spectral" (weight / spectral norm wrap the convolution) (notebook 02)."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    layer = conv_layer(ni, nf, ks, stride=stride, bn=norm == "batch", use_activ=use_activ)
-    if norm == "weight":
-        layer[0] = nn.utils.parametrizations.weight_norm(layer[0])
-    elif norm == "spectral":
-        layer[0] = nn.utils.parametrizations.spectral_norm(layer[0])
-    return layer
+from helpers.hooks import Hooks
+from helpers.layers import MergeLayer, SelfAttention, conv_layer, res_block
 
 
 def icnr_(weight: torch.Tensor, scale: int = 2, init=nn.init.kaiming_normal_) -> torch.Tensor:
@@ -47,11 +32,11 @@ class PixelShuffle_ICNR(nn.Module):
     def __init__(self, ni: int, nf: int | None = None, scale: int = 2, blur: bool = True, norm: str | None = None):
         super().__init__()
         nf = nf or ni
-        self.conv = norm_conv(ni, nf * scale**2, ks=1, norm=norm, use_activ=False)
+        self.conv = conv_layer(ni, nf * scale**2, ks=1, norm=norm, use_activ=False)
         conv = self.conv[0]
         weight = icnr_(torch.empty_like(conv.weight), scale)
         with torch.no_grad():
-            if norm in ("weight", "spectral"):
+            if norm in ("weight", "spectral", "spectral+batch"):
                 conv.weight = weight  # a parametrized weight is set through its right_inverse
             else:
                 conv.weight.copy_(weight)
@@ -65,28 +50,6 @@ class PixelShuffle_ICNR(nn.Module):
         return self.blur(self.shuf(self.relu(self.conv(x))))
 
 
-class SelfAttention(nn.Module):
-    """SAGAN self-attention: ``x + gamma * attention(x)``, gamma starting at 0 (notebook 02)."""
-
-    def __init__(self, n: int):
-        super().__init__()
-
-        def conv1d(ni, no):
-            conv = nn.Conv1d(ni, no, 1, bias=False)
-            nn.init.kaiming_normal_(conv.weight)
-            return nn.utils.parametrizations.spectral_norm(conv)
-
-        self.query, self.key, self.value = conv1d(n, n // 8), conv1d(n, n // 8), conv1d(n, n)
-        self.gamma = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape
-        flat = x.view(*size[:2], -1)
-        f, g, h = self.query(flat), self.key(flat), self.value(flat)
-        beta = F.softmax(torch.bmm(f.transpose(1, 2), g), dim=1)
-        return (self.gamma * torch.bmm(h, beta) + flat).view(*size)
-
-
 class UnetBlock(nn.Module):
     """Upsample ``up_in_c`` channels, concatenate the batch-normed skip activation, two convs (notebook 02)."""
 
@@ -98,8 +61,8 @@ class UnetBlock(nn.Module):
         ni = up_in_c // 2 + x_in_c
         nf = ni if final_div else ni // 2
         self.relu = nn.ReLU()
-        self.conv1 = norm_conv(ni, nf, norm=norm)
-        self.conv2 = norm_conv(nf, nf, norm=norm)
+        self.conv1 = conv_layer(ni, nf, norm=norm)
+        self.conv2 = conv_layer(nf, nf, norm=norm)
         self.attn = SelfAttention(nf) if self_attention else nn.Identity()
 
     def forward(self, up_in: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -145,8 +108,11 @@ class DynamicUnet(nn.Module):
     """A U-Net whose decoder is sized by running a dummy batch through ``encoder`` (notebook 02).
 
     Forward hooks on the encoder children just before each change of grid size keep their outputs
-    for the cross connections. The hooks are removed by ``remove_hooks()`` and when the U-Net is
-    garbage-collected, so an encoder that outlives the U-Net does not keep storing activations.
+    for the cross connections (``helpers.hooks.Hooks``, with gradients). The hooks are removed by
+    ``remove_hooks()`` and when the U-Net is garbage-collected, so an encoder that outlives the U-Net
+    does not keep storing activations. ``norm`` applies to every conv of the decoder, the final
+    res block included (see ``conv_layer``); under ``"spectral+batch"`` the final res block and the
+    output conv are spectral-normed without BatchNorm, as in DeOldify.
     """
 
     def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] = (256, 256), in_ch: int = 3,
@@ -157,11 +123,10 @@ class DynamicUnet(nn.Module):
         self.encoder = encoder
         shapes = _sizes(encoder, img_size, in_ch)
         self.skip_idxs = skip_indices(shapes)
-        self._stored: dict[int, torch.Tensor] = {}
-        self._handles = [encoder[i].register_forward_hook(self._make_hook(i)) for i in self.skip_idxs]
+        self.hooks = Hooks([encoder[i] for i in self.skip_idxs], detach=False)
         ni = shapes[-1][1]
-        self.middle = nn.Sequential(nn.BatchNorm2d(ni), nn.ReLU(), norm_conv(ni, ni * 2, norm=norm),
-                                    norm_conv(ni * 2, ni, norm=norm))
+        self.middle = nn.Sequential(nn.BatchNorm2d(ni), nn.ReLU(), conv_layer(ni, ni * 2, norm=norm),
+                                    conv_layer(ni * 2, ni, norm=norm))
         blocks, up_c = [], ni
         for k, i in enumerate(reversed(self.skip_idxs)):
             final = k == len(self.skip_idxs) - 1
@@ -175,40 +140,26 @@ class DynamicUnet(nn.Module):
             head.append(PixelShuffle_ICNR(up_c, blur=blur, norm=norm))
         self.upsample = nn.Sequential(*head)
         self.last_cross = last_cross
+        last_norm = "spectral" if norm == "spectral+batch" else norm  # DeOldify: no extra BN at the end
         if last_cross:
             up_c += in_ch
             self.cross = MergeLayer(dense=True)
-            self.res = res_block(up_c, bottle=bottle, bn=norm == "batch")
-        self.final = norm_conv(up_c, n_out, ks=1, use_activ=False, norm=norm)
+            self.res = res_block(up_c, bottle=bottle, norm=last_norm)
+        self.final = conv_layer(up_c, n_out, ks=1, use_activ=False, norm=last_norm)
         self.y_range = SigmoidRange(*y_range) if y_range else nn.Identity()
-
-    def _make_hook(self, i: int):
-        stored = self._stored  # the hook must not reference the U-Net itself: no cycle via the encoder
-
-        def hook(_module, _inp, out):
-            stored[i] = out
-        return hook
 
     def remove_hooks(self) -> None:
         """Detach the forward hooks from the encoder (notebook 02)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def __del__(self):
-        try:
-            self.remove_hooks()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+        self.hooks.remove()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = x
         x = self.middle(self.encoder(x))
         try:
-            for i, block in zip(reversed(self.skip_idxs), self.blocks):
-                x = block(x, self._stored[i])
+            for skip, block in zip(reversed(self.hooks.stored), self.blocks):
+                x = block(x, skip)
         finally:
-            self._stored.clear()  # do not keep activations alive between calls
+            self.hooks.clear()  # do not keep activations alive between calls
         x = self.upsample(x)
         if x.shape[-2:] != inp.shape[-2:]:
             x = F.interpolate(x, inp.shape[-2:], mode="nearest")

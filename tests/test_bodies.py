@@ -186,3 +186,33 @@ def test_a_mirror_that_does_not_list_the_file_is_checked_against_the_name(mirror
     with pytest.raises(PretrainedWeightsError, match="Checksum mismatch.*expected one starting with f37072fd"):
         create_body("resnet18")
     assert not cache.exists() and not cache.with_name(cache.name + ".part").exists()
+
+
+# --- VGG16-bn features for the feature loss (notebook 05) ---------------------------------------------
+from helpers.bodies import vgg16_bn_features  # noqa: E402
+
+
+def test_vgg16_bn_features_come_through_the_same_path_frozen_and_in_eval(monkeypatch):
+    torch.manual_seed(3)
+    state = models.vgg16_bn(weights=None).state_dict()
+    asked = []
+    monkeypatch.setattr(bodies, "load_imagenet_state", lambda arch: asked.append(arch) or state)
+    feats = vgg16_bn_features()
+    assert asked == ["vgg16_bn"] and len(feats) == 44
+    assert torch.equal(feats[40].weight, state["features.40.weight"])
+    assert not feats.training and not any(p.requires_grad for p in feats.parameters())
+    pools = [i - 1 for i, m in enumerate(feats) if isinstance(m, torch.nn.MaxPool2d)]
+    assert pools == [5, 12, 22, 32, 42]  # the lesson's blocks; the feature loss uses [22, 32, 42]
+
+
+def test_vgg16_bn_without_weights_small_warns_full_stops(monkeypatch, tmp_path):
+    _dead_mirror(monkeypatch, tmp_path)
+    monkeypatch.setattr(bodies, "_warned", set())
+    monkeypatch.setenv("HELPERS_PROFILE", "small")
+    with pytest.warns(UserWarning, match="No ImageNet weights for vgg16_bn"):
+        feats = vgg16_bn_features()
+    assert len(feats) == 44 and not feats.training
+    monkeypatch.setenv("HELPERS_PROFILE", "full")
+    with pytest.raises(PretrainedWeightsError, match="needs ImageNet weights for vgg16_bn") as err:
+        vgg16_bn_features()
+    assert "vgg16_bn-6c64b313.pth" in str(err.value) and "HELPERS_MIRROR" in str(err.value)

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from helpers.data import GANLoader
-from helpers.gan import (AdaptiveGANSwitcher, FixedGANSwitcher, GANLearner, frechet_distance, image_grid,
-                         wasserstein_critic_loss, wasserstein_gen_loss)
+from helpers.gan import AdaptiveGANSwitcher, FixedGANSwitcher, GANLearner, frechet_distance, image_grid
 from helpers.layers import basic_critic, basic_generator
+from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 
 
 @pytest.mark.parametrize("size", [32, 64])

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
-from helpers.unet import DynamicUnet, PixelShuffle_ICNR, SelfAttention, norm_conv, skip_indices
+from helpers.layers import SelfAttention, conv_layer
+from helpers.unet import DynamicUnet, PixelShuffle_ICNR, skip_indices
 
 
 def body(arch=models.resnet34):
@@ -92,11 +93,11 @@ def test_self_attention_starts_as_identity():
 
 
 def test_norm_conv_variants():
-    assert norm_conv(4, 8, norm=None)[0].bias is not None
-    assert isinstance(norm_conv(4, 8, norm="batch")[-1], nn.BatchNorm2d)
-    assert hasattr(norm_conv(4, 8, norm="weight")[0], "parametrizations")
+    assert conv_layer(4, 8, norm=None)[0].bias is not None
+    assert isinstance(conv_layer(4, 8, norm="batch")[-1], nn.BatchNorm2d)
+    assert hasattr(conv_layer(4, 8, norm="weight")[0], "parametrizations")
     with pytest.raises(ValueError, match="norm must be one of"):
-        norm_conv(4, 8, norm="layer")
+        conv_layer(4, 8, norm="layer")
 
 
 def test_skip_indices_pick_the_layer_before_each_size_change():
@@ -109,7 +110,7 @@ def test_hooks_are_removed_when_the_unet_is_deleted():
     unet = DynamicUnet(enc, n_out=2, img_size=(64, 64))
     assert sum(len(m._forward_hooks) for m in enc) == 4
     unet(torch.randn(1, 3, 64, 64))
-    assert not unet._stored, "activations must not be kept between calls"
+    assert all(s is None for s in unet.hooks.stored), "activations must not be kept between calls"
     del unet
     gc.collect()
     assert sum(len(m._forward_hooks) for m in enc) == 0, "the encoder outlives the U-Net: its hooks must go"
@@ -143,3 +144,51 @@ def test_freeze_keeps_batchnorm_training_and_discriminative_lrs():
     opt = learn._make_opt(lr_range(slice(1e-5, 1e-3), 3), 1e-2)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 1e-4, 1e-3])
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(unet.parameters()))
+
+
+# --- the decoder's norm reaches every conv, the final res block included (issue 11) -------------------
+from pathlib import Path  # noqa: E402
+
+from torch.nn.utils import parametrize  # noqa: E402
+
+from helpers.layers import NORMS  # noqa: E402
+
+
+def _wrapper(conv):
+    return type(conv.parametrizations.weight[0]).__name__ if parametrize.is_parametrized(conv, "weight") else None
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_every_decoder_conv_and_the_last_res_block_get_the_norm(norm):
+    expected = {None: None, "batch": None, "weight": "_WeightNorm", "spectral": "_SpectralNorm",
+                "spectral+batch": "_SpectralNorm"}[norm]
+    batch = norm in ("batch", "spectral+batch")
+    unet = DynamicUnet(body(models.resnet18), n_out=3, img_size=(64, 64), norm=norm)
+    layers = [unet.middle[2], unet.middle[3], *(c for b in unet.blocks for c in (b.shuf.conv, b.conv1, b.conv2)),
+              unet.upsample[0].conv]
+    for layer in layers:
+        assert _wrapper(layer[0]) == expected
+        assert isinstance(layer[-1], nn.BatchNorm2d) == batch
+    assert [_wrapper(c[0]) for c in unet.res.convs] == [expected, expected], "the final res block is normalised"
+    assert _wrapper(unet.final[0]) == expected
+    # the end of the net: BatchNorm only under "batch"; DeOldify's spectral+batch ends spectral-only
+    for layer in [*unet.res.convs, unet.final]:
+        assert isinstance(layer[-1], nn.BatchNorm2d) == (norm == "batch")
+
+
+def test_the_lesson_unet_is_exactly_what_it_was_before_the_refactor():
+    """Notebook 02's U-Net (default norm), seeded: the same state_dict keys, shapes and values, and the same
+    output, as the code before ``conv_layer`` absorbed ``norm_conv`` (tests/data/unet_lesson_state.txt)."""
+    lines = (Path(__file__).parent / "data" / "unet_lesson_state.txt").read_text().splitlines()
+    out_sum = float(lines[2].rsplit(" ", 1)[1])
+    expected = [line.split(" ") for line in lines if not line.startswith("#")]
+    torch.manual_seed(42)
+    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True, last_cross=True).eval()
+    state = unet.state_dict()
+    assert [(k, "x".join(map(str, v.shape)) or "-") for k, v in state.items()] == [(k, s) for k, s, _ in expected]
+    for k, _, total in expected:
+        assert state[k].double().sum().item() == pytest.approx(float(total), rel=1e-6, abs=1e-6), k
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = unet(torch.randn(1, 3, 64, 96))
+    assert out.double().sum().item() == pytest.approx(out_sum, rel=1e-4)

@@ -1,0 +1,278 @@
+"""Image-to-image data: resized copies of a photo folder, (input, target) pairs, joint transforms.
+
+Introduced in notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it. The
+steps follow the lesson::
+
+    resize_folder(path_hr, path_lr, 96)                       # the lesson's resize_one, in parallel
+    data = image_pair_data(path_lr, path_hr, size=128, bs=32)  # x: low-res file, y: same name in path_hr
+
+Photos vary in size, so each is decoded once at its working size (inputs as they are, targets with
+their shorter side at most ``hr_size``) and kept in memory as its own uint8 tensor. A batch picks one
+square window per photo, in coordinates relative to the photo, and cuts it from input and target
+alike: ``torchvision.ops.roi_align`` resamples both to ``size`` x ``size`` (bilinear when enlarging,
+averaging the pixels when shrinking), so the input (96 px on its short side) is upsampled and the
+target downsampled from the same place. Training windows are random (position, zoom up to
+``max_zoom``, horizontal flip); validation windows are the centred square. Input and target are both
+normalised with ImageNet statistics (the lesson's ``normalize(imagenet_stats, do_y=True)``);
+``data.denorm`` undoes it for display.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.ops import roi_align
+
+from helpers import config
+from helpers.data import (IMAGENET_STATS, DataBunch, ImageDecodeError, ImageList, TensorLoader, profile_subset,
+                          read_all, read_short_side)
+from helpers.progress import progress_bar
+
+MARKER = ".resize_folder.json"  # written last into a resized copy: its parameters; no marker, no reuse
+
+
+# --- resized copies (the lesson's resize_one) --------------------------------------------------------
+def resize_one(src: Path | str, dest: Path | str, size: int, quality: int = 60) -> None:
+    """Save ``src`` as ``dest`` with its shorter side ``size`` px (aspect kept, enlarged if smaller),
+    bilinear, RGB; JPEG files at ``quality`` (notebook 05)."""
+    with Image.open(src) as img:
+        w, h = img.size
+        scale = size / min(w, h)
+        new = (size, round(h * scale)) if w <= h else (round(w * scale), size)
+        img.convert("RGB").resize(new, Image.BILINEAR).save(dest, quality=quality)
+
+
+def _resize_or_error(job: tuple[Path, Path, int, int]) -> str | None:
+    src, dest, size, quality = job
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        resize_one(src, dest, size, quality)
+        return None
+    except Exception as exc:  # noqa: BLE001 - every failure is reported by path
+        return f"{src}: {type(exc).__name__}: {exc}"
+
+
+def _params(src: Path, items: list[Path], dest: Path, size: int, quality: int) -> dict:
+    names = hashlib.sha1()
+    for p in items:
+        names.update(f"{p.relative_to(src)}:{p.stat().st_size}\n".encode())
+    return {"source": os.path.relpath(src, dest.parent), "size": size, "quality": quality, "resample": "bilinear",
+            "files": len(items), "files_sha1": names.hexdigest()}
+
+
+def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 60,
+                  workers: int | None = None) -> Path:
+    """A copy of every image below ``src`` with its shorter side ``size`` px (``resize_one``), under the
+    same relative paths in ``dest``; returns ``dest`` (notebook 05).
+
+    Built in parallel threads with a progress bar, in a temporary folder beside ``dest`` that is renamed
+    into place only when every image is done, with a marker file holding the parameters (source, size,
+    quality, the list of source files). ``dest`` is reused when its marker matches; built by this
+    function with other parameters, it is rebuilt. An interrupted build leaves no ``dest`` behind, so it
+    is never reused. Images that fail are all reported by path (``ImageDecodeError``).
+    """
+    src, dest = Path(src), Path(dest)
+    items = ImageList.from_folder(src).items
+    params = _params(src, items, dest, size, quality)
+    marker = dest / MARKER
+    if dest.exists():
+        if not marker.is_file():
+            raise FileExistsError(f"{dest} exists but was not made by resize_folder (no {MARKER}); "
+                                  f"remove it or choose another folder")
+        if json.loads(marker.read_text()) == params:
+            return dest
+        print(f"{dest.name}: made with other parameters or from other files; rebuilding")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
+    try:
+        new = work / dest.name
+        jobs = [(p, new / p.relative_to(src), size, quality) for p in items]
+        pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL resizes outside the GIL
+        try:
+            results = list(progress_bar(pool.map(_resize_or_error, jobs), total=len(jobs),
+                                        desc=f"resizing to {size} px"))
+        finally:
+            pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
+        bad = [r for r in results if r is not None]
+        if bad:
+            shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+            raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be resized; "
+                                   f"remove or replace them:\n  {shown}")
+        (new / MARKER).write_text(json.dumps(params, indent=1) + "\n")
+        if dest.exists():  # the copy made with other parameters leaves with the temporary folder
+            os.replace(dest, work / "old")
+        os.replace(new, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+# --- pairs and split -----------------------------------------------------------------------------
+def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], list[Path]]:
+    """Every image below ``path_x`` and, for each, the file with the same relative path below
+    ``path_y``: the lesson's ``label_from_func(lambda x: path_hr/x.name)`` (notebook 05). A missing
+    target is an error that names the files."""
+    path_x, path_y = Path(path_x), Path(path_y)
+    xs = ImageList.from_folder(path_x).items
+    ys = [path_y / p.relative_to(path_x) for p in xs]
+    missing = [str(p.relative_to(path_x)) for p, q in zip(xs, ys) if not q.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(xs)} image(s) in {path_x} have no file of the same name in "
+                                f"{path_y}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return xs, ys
+
+
+def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[list[int], list[int]]:
+    """(train, valid) indices: a random ``int(valid_pct * n)`` items for validation, drawn as fastai's
+    ``split_by_rand_pct(valid_pct, seed)`` draws them (numpy's permutation after ``seed``); both sorted
+    (notebook 05)."""
+    cut = int(valid_pct * n)
+    valid = sorted(np.random.RandomState(seed).permutation(n)[:cut].tolist())
+    chosen = set(valid)
+    return [i for i in range(n) if i not in chosen], valid
+
+
+# --- joint transforms ----------------------------------------------------------------------------
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) as fractions of the width / height
+
+
+def center_square(h: int, w: int) -> tuple[int, int, int]:
+    """(top, left, side) of the centred square of an ``h`` x ``w`` image, on whole pixels (notebook 05)."""
+    s = min(h, w)
+    return (h - s) // 2, (w - s) // 2, s
+
+
+def center_box(h: int, w: int) -> Box:
+    """``center_square`` as fractions of the image (notebook 05)."""
+    top, left, s = center_square(h, w)
+    return left / w, top / h, (left + s) / w, (top + s) / h
+
+
+def random_box(h: int, w: int, max_zoom: float = 2.0, p_zoom: float = 0.75,
+               generator: torch.Generator | None = None) -> Box:
+    """A random square of an ``h`` x ``w`` image, as fractions: side ``min(h, w) / zoom`` with ``zoom``
+    uniform in [1, ``max_zoom``] (with probability ``p_zoom``, else 1), at a uniform position
+    (notebook 05)."""
+    u = torch.rand(4, generator=generator).tolist()
+    zoom = 1 + (max_zoom - 1) * u[0] if u[1] < p_zoom else 1.0
+    s = min(h, w) / zoom
+    top, left = (h - s) * u[2], (w - s) * u[3]
+    return left / w, top / h, (left + s) / w, (top + s) / h
+
+
+def crop_resize(img: torch.Tensor, box: Box, size: int, flip: bool = False) -> torch.Tensor:
+    """The window ``box`` of an image (C, H, W) resampled to (C, size, size), float, same scale as the
+    input (notebook 05). ``roi_align`` with pixel-centre alignment: bilinear when enlarging, the mean
+    of a grid of bilinear samples per output pixel when shrinking (no aliasing); ``flip`` mirrors it."""
+    h, w = img.shape[-2:]
+    left, top, right, bottom = box
+    rois = torch.tensor([[0, left * w, top * h, right * w, bottom * h]], dtype=torch.float32, device=img.device)
+    out = roi_align(img[None].float(), rois, output_size=(size, size), sampling_ratio=-1, aligned=True)[0]
+    return out.flip(-1) if flip else out
+
+
+def pair_transform(x: torch.Tensor, y: torch.Tensor, size: int, train: bool, max_zoom: float = 2.0,
+                   p_zoom: float = 0.75) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input and target (each (C, H, W), any resolutions of the same picture) cut at the same window
+    and flipped alike, both resampled to ``size`` x ``size`` (notebook 05). The window is chosen on
+    the input's grid: random in training (``random_box``, flip with probability 1/2), centred otherwise."""
+    h, w = x.shape[-2:]
+    box = random_box(h, w, max_zoom, p_zoom) if train else center_box(h, w)
+    flip = train and bool(torch.rand(()) < 0.5)
+    return crop_resize(x, box, size, flip), crop_resize(y, box, size, flip)
+
+
+# --- loaders -----------------------------------------------------------------------------------
+class ImagePairLoader(TensorLoader):
+    """Batches of (input, target) images, both normalised, cut from per-photo uint8 tensors of any
+    size; training loaders shuffle, drop the last partial batch and transform randomly (notebook 05)."""
+
+    def __init__(self, x: list[torch.Tensor], y: list[torch.Tensor], bs: int, size: int, train: bool,
+                 stats: tuple[torch.Tensor, torch.Tensor] = IMAGENET_STATS, device: torch.device | None = None,
+                 max_batches: int | None = None, max_zoom: float = 2.0, p_zoom: float = 0.75):
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} inputs but {len(y)} targets")
+        super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
+        self.size, self.max_zoom, self.p_zoom = size, max_zoom, p_zoom
+        self.stats = tuple(s.view(1, -1, 1, 1).to(self.device) for s in stats)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``idx`` as one batch, transformed as this loader does (notebook 05)."""
+        xs, ys = [], []
+        for i in torch.as_tensor(idx).tolist():
+            x = self.x[i].to(self.device, non_blocking=True)
+            y = self.y[i].to(self.device, non_blocking=True)
+            x, y = pair_transform(x, y, self.size, self.shuffle, self.max_zoom, self.p_zoom)
+            xs.append(x)
+            ys.append(y)
+        mean, std = self.stats
+        return (torch.stack(xs) / 255 - mean) / std, (torch.stack(ys) / 255 - mean) / std
+
+    def inputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """The validation windows of items ``idx`` at the inputs' own resolution, float in [0, 1]: what
+        a baseline such as bicubic upsampling starts from (notebook 05)."""
+        out = []
+        for i in torch.as_tensor(idx).tolist():
+            top, left, s = center_square(*self.x[i].shape[-2:])
+            out.append(self.x[i][:, top:top + s, left:left + s].float() / 255)
+        return out
+
+
+class ImagePairData(DataBunch):
+    """Loaders of (input, target) image pairs; ``resized`` serves the same photos at another size (notebook 05)."""
+
+    def __repr__(self) -> str:
+        t, v = self.train_dl, self.valid_dl
+        return (f"ImagePairData: train {t.n_items:,} pairs / {len(t)} batches of {t.bs}; valid {v.n_items:,} "
+                f"pairs; {t.size}x{t.size} px")
+
+    def resized(self, size: int, bs: int | None = None, max_batches: int | None = None) -> "ImagePairData":
+        """The same decoded photos served at another ``size`` (and batch size, and training batches per
+        epoch), for progressive resizing; nothing is decoded again (notebook 05)."""
+        def again(dl: ImagePairLoader, cap: int | None) -> ImagePairLoader:
+            return ImagePairLoader(dl.x, dl.y, bs or dl.bs, size, dl.shuffle, dl.stats, dl.device, cap,
+                                   dl.max_zoom, dl.p_zoom)
+        return ImagePairData(again(self.train_dl, max_batches or self.train_dl.max_batches),
+                             again(self.valid_dl, self.valid_dl.max_batches))
+
+
+def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torch.Tensor]:
+    """RGB photos as uint8 tensors (3, H, W), each shrunk so its shorter side is at most ``short_side``
+    (``None``: as they are), in parallel; undecodable files are reported by path (notebook 05)."""
+    arrays = read_all(read_short_side, [(Path(p), "RGB", short_side) for p in paths])
+    return [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+
+
+def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, valid_pct: float = 0.1,
+                    seed: int = 42, hr_size: int | None = None, max_zoom: float = 2.0, p_zoom: float = 0.75,
+                    max_batches: int | None = None, valid_batches: int | None = None,
+                    device: torch.device | None = None) -> ImagePairData:
+    """The lesson's ``ImageImageList.from_folder(path_x).split_by_rand_pct(valid_pct, seed)
+    .label_from_func(lambda x: path_y/x.name)`` with ``get_transforms(max_zoom=2.)``, ``size``,
+    ``tfm_y=True`` and ``normalize(imagenet_stats, do_y=True)`` (notebook 05).
+
+    Inputs are kept at their own size, targets with their shorter side at most ``hr_size`` (default
+    ``max_zoom * size``, so a zoomed window keeps its detail). The profile may cap the training items;
+    ``max_batches`` caps the training batches per epoch and ``valid_batches`` the validation batches
+    scored after each epoch (spread over the set).
+    """
+    xs, ys = image_pairs(path_x, path_y)
+    train_idx, valid_idx = split_by_rand_pct(len(xs), valid_pct, seed)
+    train_idx = [train_idx[i] for i in profile_subset(len(train_idx), config.profile().max_train_items)]
+    hr = hr_size or round(max_zoom * size)
+
+    def loader(idx: list[int], train: bool) -> ImagePairLoader:
+        x, y = decode_at([xs[i] for i in idx]), decode_at([ys[i] for i in idx], hr)
+        return ImagePairLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
+                               max_zoom, p_zoom)
+
+    return ImagePairData(loader(train_idx, True), loader(valid_idx, False))

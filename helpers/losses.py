@@ -1,0 +1,127 @@
+"""Losses beyond torch's own: flattened cross-entropy, Wasserstein, and the feature (perceptual) loss.
+
+``cross_entropy_flat`` is introduced in notebook 06 (human-numbers), the Wasserstein losses in
+notebook 04 (wgan), ``gram_matrix`` and ``FeatureLoss`` in notebook 05 (superres), which notebooks
+03 (superres-gan) and 07 (deoldify) reuse.
+
+A loss may report its parts: ``FeatureLoss`` sets ``metric_names`` and, after every call, a
+``metrics`` dict of detached values; ``Learner`` shows them as extra validation columns (the lesson's
+``LossMetrics`` callback).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.hooks import Hooks
+
+
+# --- sequences (notebook 06) -----------------------------------------------------------------------
+def cross_entropy_flat(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every position of a sequence: ``(bs, seq, n_vocab)`` vs ``(bs, seq)`` (notebook 06)."""
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1))
+
+
+# --- Wasserstein GAN (notebook 04) -----------------------------------------------------------------
+def wasserstein_critic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    """The lesson's ``WassersteinLoss``: ``real_pred.mean() - fake_pred.mean()`` (notebook 04)."""
+    return real_pred.mean() - fake_pred.mean()
+
+
+def wasserstein_gen_loss(fake_pred: torch.Tensor, output: torch.Tensor | None = None,
+                         target: torch.Tensor | None = None) -> torch.Tensor:
+    """The lesson's ``NoopLoss`` for the WGAN generator: the mean critic score of the fakes (notebook 04)."""
+    return fake_pred.mean()
+
+
+# --- feature loss (notebook 05) --------------------------------------------------------------------
+def gram_matrix(x: torch.Tensor) -> torch.Tensor:
+    """``(n, c, h, w)`` activations -> ``(n, c, c)``: how strongly each pair of channels fires together,
+    averaged over the positions and divided by ``c`` (``f @ f.T / (c*h*w)`` with ``f`` the ``(c, h*w)``
+    activations of one image), as the lesson's ``gram_matrix`` (notebook 05). It keeps *which* textures
+    appear and drops *where*. Computed in float32 even under autocast."""
+    n, c = x.shape[:2]
+    f = x.reshape(n, c, -1).float()
+    with torch.autocast(x.device.type, enabled=False):
+        return f @ f.transpose(1, 2) / f[0].numel()
+
+
+class FeatureLoss(nn.Module):
+    """Perceptual loss of the lesson's super-resolution (notebook 05), and DeOldify's (notebook 07).
+
+    With ``f_i`` the output of layer ``layer_ids[i]`` of the fixed network ``m_feat`` and ``w_i`` its
+    weight, for a prediction ``p`` and a target ``t``::
+
+        pixel  = base_loss(p, t)
+        feat_i = w_i * base_loss(f_i(p), f_i(t))
+        gram_i = gram_weight * w_i**2 * base_loss(gram_matrix(f_i(p)), gram_matrix(f_i(t)))
+        loss   = pixel + sum(feat_i) + sum(gram_i)
+
+    The lesson: ``m_feat = vgg16_bn_features()`` (``helpers.bodies``), ``layer_ids`` (22, 32, 42) (the
+    ReLUs just before the last three max-pools), weights (5, 15, 2), L1, ``gram_weight`` 5e3. DeOldify:
+    weights (20, 70, 10) and no Gram term (``gram_weight=None``). Both images enter ``m_feat`` as they
+    are, ImageNet-normalised like its training data. ``m_feat`` is frozen, stays in eval mode, and
+    follows the prediction to its device.
+
+    After each call ``metrics`` holds each part (detached) under the names in ``metric_names``:
+    ``pixel``, ``feat_0``..., ``gram_0``...
+    """
+
+    def __init__(self, m_feat: nn.Sequential, layer_ids: Sequence[int] = (22, 32, 42),
+                 layer_wgts: Sequence[float] = (5, 15, 2), gram_weight: float | None = 5e3,
+                 base_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.l1_loss):
+        super().__init__()
+        if len(layer_ids) != len(layer_wgts):
+            raise ValueError(f"one weight per layer: {len(layer_ids)} layer_ids but {len(layer_wgts)} layer_wgts")
+        bad = [i for i in layer_ids if not -len(m_feat) <= i < len(m_feat)]
+        if bad:
+            raise ValueError(f"layer_ids {bad} are outside the features network's {len(m_feat)} layers")
+        self.m_feat = m_feat.eval().requires_grad_(False)
+        self.layer_ids, self.layer_wgts = list(layer_ids), [float(w) for w in layer_wgts]
+        self.gram_weight, self.base_loss = gram_weight, base_loss
+        self.hooks = Hooks([m_feat[i] for i in layer_ids], detach=False)
+        self.metrics: dict[str, torch.Tensor] = {}
+        self._device: torch.device | None = None
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the parts in ``metrics``, in the order of the epoch table's columns (notebook 05)."""
+        n = len(self.layer_ids)
+        grams = [f"gram_{i}" for i in range(n)] if self.gram_weight else []
+        return ["pixel", *[f"feat_{i}" for i in range(n)], *grams]
+
+    def train(self, mode: bool = True) -> "FeatureLoss":
+        """Like any module's, except that the features network stays in eval mode (notebook 05)."""
+        super().train(mode)
+        self.m_feat.eval()  # the features network's batch-norm statistics never change
+        return self
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The hooked layers' outputs for ``x`` (notebook 05)."""
+        if self._device != x.device:
+            self.m_feat.to(x.device)
+            self._device = x.device
+        try:
+            self.m_feat(x)
+            return list(self.hooks.stored)
+        finally:
+            self.hooks.clear()
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            targ_feats = self.features(target)
+        pred_feats = self.features(pred)
+        parts = {"pixel": self.base_loss(pred, target)}
+        for i, (fp, ft, w) in enumerate(zip(pred_feats, targ_feats, self.layer_wgts)):
+            parts[f"feat_{i}"] = w * self.base_loss(fp, ft)
+        if self.gram_weight:
+            for i, (fp, ft, w) in enumerate(zip(pred_feats, targ_feats, self.layer_wgts)):
+                parts[f"gram_{i}"] = self.gram_weight * w**2 * self.base_loss(gram_matrix(fp), gram_matrix(ft))
+        self.metrics = {k: v.detach() for k, v in parts.items()}
+        return sum(parts.values())
+
+    def extra_repr(self) -> str:
+        return f"layer_ids={self.layer_ids}, layer_wgts={self.layer_wgts}, gram_weight={self.gram_weight}"

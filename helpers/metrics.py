@@ -1,0 +1,63 @@
+"""Image quality scores beyond the lesson: PSNR and SSIM per image (torchmetrics), and the baseline
+anyone gets without a network, bicubic upsampling.
+
+Introduced in notebook 05 (superres). Convention: RGB images in [0, 1] (predictions clamped), the whole
+image compared (no border crop), ``data_range=1``; SSIM with the usual Gaussian window (11 px,
+sigma 1.5), the images reflect-padded by 5 px so that border pixels count too (torchmetrics' way),
+averaged over pixels and the three channels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each image (N, C, H, W) in [0, 1], in dB:
+    ``10 log10(1 / mean((pred - target)^2))`` (torchmetrics' ``PeakSignalNoiseRatio(data_range=1.0)``
+    per image) (notebook 05)."""
+    return peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Structural similarity of each image (N, C, H, W) in [0, 1] (torchmetrics'
+    ``StructuralSimilarityIndexMeasure(data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)``
+    per image): 1 for identical images (notebook 05)."""
+    return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, gaussian_kernel=True,
+                                               sigma=1.5, kernel_size=11, reduction="none")
+
+
+def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Images (N, C, h, w) in [0, 1] resized to ``size`` with bicubic interpolation, clamped to [0, 1]:
+    the baseline a super-resolution network has to beat (notebook 05). The kernel is PIL's (and
+    MATLAB's ``imresize``), antialiased should the target be smaller than the input."""
+    return F.interpolate(x.float(), size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+@torch.no_grad()
+def image_scores(learn, dl=None) -> dict[str, torch.Tensor]:
+    """PSNR and SSIM of the model's output and of bicubic upsampling, each against the target, for
+    every item of a loader of image pairs (the whole validation split by default) (notebook 05).
+
+    Returns per-image tensors ``psnr_model``, ``psnr_bicubic``, ``ssim_model``, ``ssim_bicubic``. The
+    model's output and the target are denormalised (``learn.data.denorm``) and clamped to [0, 1]; the
+    bicubic baseline starts from the same window of the low-resolution input (``dl.inputs``).
+    """
+    dl = dl or learn.data.valid_dl.full()
+    if dl.shuffle:
+        raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
+    learn.model.eval()
+    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic")}
+    for start in range(0, dl.n_items, dl.bs):
+        idx = torch.arange(start, min(start + dl.bs, dl.n_items))
+        x, y = dl.batch(idx)
+        with learn.autocast():
+            pred = learn.model(x)
+        pred = learn.data.denorm(pred.float()).clamp(0, 1)
+        target = learn.data.denorm(y).clamp(0, 1)
+        base = torch.cat([bicubic_upsample(lr[None].to(target.device), target.shape[-2:]) for lr in dl.inputs(idx)])
+        for name, out in (("model", pred), ("bicubic", base)):
+            scores[f"psnr_{name}"].append(psnr(out, target).cpu())
+            scores[f"ssim_{name}"].append(ssim(out, target).cpu())
+    return {k: torch.cat(v) for k, v in scores.items()}

@@ -1,0 +1,262 @@
+"""helpers.imagedata: resized copies built atomically and reused only when complete, pairs matched by
+name, joint transforms that keep input and target aligned, the loaders; helpers.metrics against hand
+computations; the image-to-image pictures."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from helpers import imagedata
+from helpers.data import ImageDecodeError
+from helpers.imagedata import (MARKER, center_box, crop_resize, decode_at, image_pair_data, image_pairs, pair_transform,
+                               resize_folder, split_by_rand_pct)
+from helpers.metrics import bicubic_upsample, image_scores, psnr, ssim
+
+SIZES = [(40, 56), (64, 48), (50, 50), (36, 90), (48, 64), (60, 45), (44, 44), (56, 40), (72, 54), (45, 60)]
+
+
+def photo(i: int, w: int, h: int) -> Image.Image:
+    """A smooth picture whose colour says which photo it is (red = 20 * i) and where (green, blue ramps)."""
+    xs, ys = np.meshgrid(np.linspace(0, 255, w), np.linspace(0, 255, h))
+    arr = np.stack([np.full((h, w), 20 * i), xs, ys], -1).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    hr = tmp_path / "pets" / "images"
+    hr.mkdir(parents=True)
+    for i, (w, h) in enumerate(SIZES):
+        photo(i, w, h).save(hr / f"pet_{i}.jpg", quality=95)
+    return hr
+
+
+def short_side(path):
+    with Image.open(path) as img:
+        return min(img.size), img.mode
+
+
+# --- resized copies -------------------------------------------------------------------------------
+def test_resize_folder_makes_each_short_side_the_size_and_keeps_names(photos):
+    dest = resize_folder(photos, photos.parent / "small-16", 16)
+    names = sorted(p.name for p in dest.glob("*.jpg"))
+    assert names == sorted(p.name for p in photos.glob("*.jpg"))
+    assert all(short_side(dest / n) == (16, "RGB") for n in names)
+    with Image.open(dest / "pet_3.jpg") as img:  # 36 x 90: aspect kept
+        assert img.size == (16, 40)
+    marker = json.loads((dest / MARKER).read_text())
+    assert marker["size"] == 16 and marker["quality"] == 60 and marker["files"] == len(SIZES)
+    assert short_side(resize_folder(photos, photos.parent / "big", 80) / "pet_0.jpg")[0] == 80  # enlarged, as the lesson
+
+
+def test_resize_folder_reuses_a_complete_copy_and_rebuilds_on_other_parameters(photos, monkeypatch):
+    dest = resize_folder(photos, photos.parent / "small-16", 16)
+    calls = []
+    real = imagedata.resize_one
+    monkeypatch.setattr(imagedata, "resize_one", lambda *a: calls.append(a) or real(*a))
+    resize_folder(photos, dest, 16)
+    assert calls == [], "same parameters, same files: reused"
+    resize_folder(photos, dest, 16, quality=90)
+    assert len(calls) == len(SIZES) and json.loads((dest / MARKER).read_text())["quality"] == 90
+    photo(9, 30, 30).save(photos / "pet_new.jpg")
+    resize_folder(photos, dest, 16, quality=90)
+    assert (dest / "pet_new.jpg").exists(), "a changed source folder is rebuilt"
+    assert not list(photos.parent.glob(".tmp-*")), "no temporary folder left behind"
+
+
+def test_an_interrupted_build_is_not_reused(photos, monkeypatch):
+    dest = photos.parent / "small-16"
+    real, calls = imagedata.resize_one, []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the build
+        real(*args)
+
+    monkeypatch.setattr(imagedata, "resize_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        resize_folder(photos, dest, 16, workers=1)
+    assert len(calls) < len(SIZES), "the photos not yet started are dropped"
+    assert not dest.exists() and not list(photos.parent.glob(".tmp-*"))
+    # a harder stop (power cut) leaves its temporary folder: it is not the copy, and is not reused
+    (photos.parent / ".tmp-small-16-dead").mkdir()
+    (photos.parent / ".tmp-small-16-dead" / "pet_0.jpg").write_bytes(b"half")
+    monkeypatch.setattr(imagedata, "resize_one", real)
+    resize_folder(photos, dest, 16)
+    assert len(list(dest.glob("*.jpg"))) == len(SIZES) and (dest / MARKER).is_file()
+
+
+def test_a_folder_not_made_by_resize_folder_is_not_overwritten(photos):
+    (photos.parent / "mine").mkdir()
+    with pytest.raises(FileExistsError, match="not made by resize_folder"):
+        resize_folder(photos, photos.parent / "mine", 16)
+
+
+def test_an_undecodable_photo_is_reported_by_path(photos):
+    bad = photos / "pet_broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(ImageDecodeError, match="1 of 11") as err:
+        resize_folder(photos, photos.parent / "small-16", 16)
+    assert str(bad) in str(err.value)
+    assert not (photos.parent / "small-16").exists(), "nothing half-built is left to be reused"
+    with pytest.raises(ImageDecodeError) as err:
+        decode_at(sorted(photos.glob("*.jpg")))
+    assert str(bad) in str(err.value)
+
+
+# --- pairs and split ------------------------------------------------------------------------------
+def test_pairs_are_matched_by_name(photos):
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    photo(0, 20, 20).save(photos / "extra_target_only.jpg")  # targets without an input are fine
+    xs, ys = image_pairs(lr, photos)
+    assert [p.name for p in xs] == [p.name for p in ys] and all(p.parent == photos for p in ys)
+    (photos / "pet_4.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 of 10 image\(s\) in .*small-16 have no file of the same name.*pet_4.jpg"):
+        image_pairs(lr, photos)
+
+
+def test_split_by_rand_pct_is_fastais_seeded_draw():
+    train, valid = split_by_rand_pct(50, 0.1, seed=42)
+    np.random.seed(42)
+    assert valid == sorted(np.random.permutation(50)[:5].tolist())
+    assert sorted(train + valid) == list(range(50)) and len(valid) == 5
+    assert split_by_rand_pct(50, 0.1, seed=42) == (train, valid)
+
+
+# --- joint transforms -----------------------------------------------------------------------------
+def coordinates(h: int, w: int) -> torch.Tensor:
+    """An image whose pixels hold their own position: (column centre / w, row centre / h, 0.5)."""
+    cols = ((torch.arange(w) + 0.5) / w).expand(h, w)
+    rows = ((torch.arange(h) + 0.5) / h)[:, None].expand(h, w)
+    return torch.stack([cols, rows, torch.full((h, w), 0.5)])
+
+
+def test_joint_transforms_keep_input_and_target_aligned():
+    x, y = coordinates(24, 32), coordinates(96, 128)  # the same picture at two resolutions
+    torch.manual_seed(0)
+    flipped = zoomed = 0
+    for _ in range(60):
+        xo, yo = pair_transform(x, y, 40, train=True, max_zoom=2.0)
+        assert xo.shape == yo.shape == (3, 40, 40)
+        # away from the picture's border (half an input pixel, where sampling clamps), exactly the same place
+        inside = ((yo[:2] > 1 / 24) & (yo[:2] < 1 - 1 / 24)).all(0)
+        assert inside.sum() > 0.5 * inside.numel()
+        assert torch.allclose(xo[:, inside], yo[:, inside], atol=1e-5)
+        assert (xo - yo).abs().max() < 1 / 48 + 1e-5
+        flipped += bool(yo[0, 20, 0] > yo[0, 20, -1])
+        zoomed += bool(yo[1, -1, 20] - yo[1, 0, 20] < 0.9 * 40 / 41)
+    assert 10 < flipped < 50 and zoomed > 10, "flips and zooms were drawn (and applied to both)"
+
+
+def test_validation_uses_the_centred_square():
+    x, y = coordinates(24, 32), coordinates(96, 128)
+    assert center_box(24, 32) == (4 / 32, 0.0, 28 / 32, 1.0)
+    xo, yo = pair_transform(x, y, 48, train=False)
+    assert torch.allclose(xo[:, 4:-4, 4:-4], yo[:, 4:-4, 4:-4], atol=1e-5)
+    assert yo[0, 0, 0].item() == pytest.approx(4 / 32 + 0.5 * (24 / 32) / 48, abs=1e-5)  # first output pixel's centre
+
+
+def test_crop_resize_averages_when_shrinking():
+    img = torch.rand(3, 64, 64)
+    assert torch.allclose(crop_resize(img, (0, 0, 1, 1), 32), F.avg_pool2d(img[None], 2)[0], atol=1e-6)
+    assert torch.equal(crop_resize(img, (0, 0, 1, 1), 64, flip=True), img.flip(-1))
+
+
+# --- loaders ----------------------------------------------------------------------------------------
+def test_image_pair_data_serves_normalised_aligned_pairs(photos):
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    data = image_pair_data(lr, photos, size=24, bs=4, valid_pct=0.2, seed=42, device=torch.device("cpu"))
+    assert data.train_dl.n_items == 8 and data.valid_dl.n_items == 2 and len(data.train_dl) == 2
+    for valid in (False, True):
+        x, y = data.one_batch(valid=valid)
+        assert x.shape == y.shape == (4 if not valid else 2, 3, 24, 24)
+        x, y = data.denorm(x), data.denorm(y)
+        assert x.min() > -0.02 and y.max() < 1.02
+        # each input shows the same photo as its target: red says which (JPEG keeps it within a few levels)
+        assert torch.allclose(x[:, 0].mean((1, 2)), y[:, 0].mean((1, 2)), atol=0.03)
+        assert len(set((y[:, 0].mean((1, 2)) * 255 / 20).round().tolist())) == len(y)
+    bigger = data.resized(40, bs=2)
+    assert bigger.one_batch()[0].shape == (2, 3, 40, 40) and bigger.train_dl.x is data.train_dl.x
+    # targets are kept with their short side at most max_zoom * size; inputs as they are
+    assert max(min(t.shape[-2:]) for t in data.train_dl.y) <= 48 and min(min(t.shape[-2:]) for t in data.train_dl.x) == 16
+
+
+# --- metrics ----------------------------------------------------------------------------------------
+def test_psnr_against_a_hand_computation():
+    target = torch.zeros(2, 3, 8, 8)
+    pred = target.clone()
+    pred[0] += 0.1  # mse 0.01 -> 20 dB
+    pred[1, :, :4] = 0.5  # half the pixels off by 0.5: mse 0.125 -> 10 log10(8) dB
+    assert psnr(pred, target).tolist() == pytest.approx([20.0, 10 * np.log10(8)], rel=1e-5)
+
+
+def gaussian_ssim(a, b, c1=0.01**2, c2=0.03**2):
+    """SSIM written out: 11-px Gaussian window (sigma 1.5), images reflect-padded so that every pixel
+    counts (no border crop), mean over pixels and channels."""
+    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    w = (g[:, None] * g[None, :] / g.sum() ** 2).expand(a.shape[1], 1, 11, 11).to(a.dtype)
+
+    def blur(t):
+        return F.conv2d(F.pad(t, (5, 5, 5, 5), mode="reflect"), w, groups=a.shape[1])
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
+    m = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return m.mean((1, 2, 3))
+
+
+def test_ssim_uses_the_gaussian_window():
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 32, 32)
+    b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
+    assert ssim(a, a).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert ssim(a, b).tolist() == pytest.approx(gaussian_ssim(a.double(), b.double()).tolist(), abs=1e-4)
+
+
+@pytest.mark.parametrize("size", [20, 5])
+def test_bicubic_upsample_is_pils_bicubic(size):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 8, 8)
+    up = bicubic_upsample(x, size)
+    assert up.shape == (1, 3, size, size) and up.min() >= 0 and up.max() <= 1
+    pil = [np.array(Image.fromarray(c.numpy()).resize((size, size), Image.BICUBIC)) for c in x[0]]
+    assert torch.allclose(up[0], torch.from_numpy(np.stack(pil)).clamp(0, 1), atol=1e-5)
+
+
+def test_image_scores_model_and_bicubic_baseline(photos):
+    from helpers.learner import Learner
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    data = image_pair_data(lr, photos, size=24, bs=4, valid_pct=0.3, device=torch.device("cpu"))
+    learn = Learner(data, nn.Identity(), F.l1_loss)  # the "model" returns its input: bilinear upsampling
+    scores = image_scores(learn)
+    assert set(scores) == {"psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic"}
+    assert all(len(v) == 3 for v in scores.values())
+    x, y = data.valid_dl.batch(torch.arange(3))
+    target = data.denorm(y).clamp(0, 1)
+    assert scores["psnr_model"].tolist() == pytest.approx(psnr(data.denorm(x).clamp(0, 1), target).tolist(), rel=1e-5)
+    lows = data.valid_dl.inputs(torch.arange(3))
+    assert all(t.shape == (3, 16, 16) for t in lows)
+    base = torch.cat([bicubic_upsample(t[None], 24) for t in lows])
+    assert scores["ssim_bicubic"].tolist() == pytest.approx(ssim(base, target).tolist(), rel=1e-5)
+    with pytest.raises(ValueError, match="validation loader"):
+        image_scores(learn, data.train_dl)
+
+
+# --- pictures ---------------------------------------------------------------------------------------
+def test_show_image_results_and_batch(photos):
+    from helpers.learner import Learner
+    from helpers.show import _plt, show_image_batch, show_image_results
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    data = image_pair_data(lr, photos, size=24, bs=4, valid_pct=0.3, device=torch.device("cpu"))
+    plt = _plt()
+    show_image_results(Learner(data, nn.Identity(), F.l1_loss), rows=2)
+    axes = plt.gcf().axes
+    assert len(axes) == 6 and [a.get_title() for a in axes[:3]] == ["Input", "Prediction", "Target"]
+    plt.close("all")
+    show_image_batch(data, rows=2)
+    assert [a.get_title() for a in plt.gcf().axes[:2]] == ["input", "target"]
+    plt.close("all")
