@@ -18,12 +18,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-# Execute every notebook top to bottom, write outputs back in place, print the results table.
+# Execute every notebook top to bottom, write outputs back in place (each cell's printed lines merged
+# into one output), print the results table.
 run: setup
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 	  echo "=== $$nb"; \
 	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
+	  ../$(VENV)/bin/jupyter nbconvert --to notebook --inplace --log-level=WARN \
+	    --CoalesceStreamsPreprocessor.enabled=True "$$nb" || exit 1; \
 	done
 	$(PY) -m helpers.results
 

@@ -271,9 +271,11 @@ class GANLearner:
 
     def show_grid(self, epoch: int = -1, figsize=(6, 6), title: str | None = None, ax=None) -> None:
         """Draw the grid kept after ``epoch`` (1-based; ``-1`` the last) (notebook 04)."""
-        from helpers.show import show_image
+        from helpers.show import show_as_jpeg, show_image
         grid = self.grids[epoch if epoch < 0 else epoch - 1]
         show_image(grid.float() / 255, ax=ax, figsize=figsize, title=title, cmap="gray", vmin=0, vmax=1)
+        if ax is None:  # a figure of its own: shown as a JPEG, a fraction of the PNG's bytes
+            show_as_jpeg()
 
     # --- persistence ------------------------------------------------------------------------------
     def save(self, name: str, return_path: bool = False) -> Path | None:
