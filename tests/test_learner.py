@@ -143,15 +143,19 @@ def test_save_load_predict(tmp_path, monkeypatch):
         other.load("missing")
 
 
+def tiny_images(n, side):
+    """``n`` random 1-channel uint8 images of ``side`` px, 3 random labels, and a seeded linear model."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 1, side, side), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 3, (n,), generator=g)
+    torch.manual_seed(0)
+    return x, y, torch.device("cpu"), nn.Sequential(nn.Flatten(), nn.Linear(side * side, 3))
+
+
 def test_tta_mixes_plain_and_augmented_probabilities():
     from helpers.data import DataBunch, TensorLoader, rand_pad
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 3, (40,), generator=g)
-    cpu = torch.device("cpu")
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    x, y, cpu, model = tiny_images(40, 8)
     plain_data = DataBunch(TensorLoader(x, y, 16, device=cpu), TensorLoader(x, y, 16, device=cpu), ["a", "b", "c"])
     learn = Learner(plain_data, model, nn.CrossEntropyLoss(), accuracy)
     probs, targs = learn.tta(n_aug=3, beta=0.4)
@@ -178,12 +182,7 @@ def test_tta_is_fastais_mix_of_plain_and_augmented():
     """fastai v1's TTA: ``preds*beta + avg_preds*(1-beta)``, where ``preds`` is the plain prediction."""
     from helpers.data import DataBunch, TensorLoader
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 3, (10,), generator=g)
-    cpu = torch.device("cpu")
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x, y, cpu, model = tiny_images(10, 4)
     flip = lambda b: b.flip(-1)  # noqa: E731 - a deterministic "augmentation": every pass sees the mirror image
     data = DataBunch(TensorLoader(x, y, 4, tfms=[flip], device=cpu), TensorLoader(x, y, 4, device=cpu), ["a", "b", "c"])
     probs, targs = Learner(data, model, nn.CrossEntropyLoss(), accuracy).tta(n_aug=3, beta=0.4)
