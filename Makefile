@@ -19,16 +19,21 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Execute every notebook top to bottom, write outputs back in place (each cell's printed lines merged
-# into one output), print the results table.
+# into one output), print the results table. A notebook that fails keeps its stored outputs; the
+# others still run, and the table (with each notebook's checks row) is printed before make fails.
 run: setup
-	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
+	$(PY) -c "from helpers import config; [p.unlink() for p in config.runs_dir().glob('*.json')]"
+	@failed=""; cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 	  echo "=== $$nb"; \
-	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
-	  ../$(VENV)/bin/jupyter nbconvert --to notebook --inplace --log-level=WARN \
-	    --CoalesceStreamsPreprocessor.enabled=True "$$nb" || exit 1; \
-	done
-	$(PY) -m helpers.results
+	  if ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	      --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb"; then \
+	    ../$(VENV)/bin/jupyter nbconvert --to notebook --inplace --log-level=WARN \
+	      --CoalesceStreamsPreprocessor.enabled=True "$$nb" || exit 1; \
+	  else failed="$$failed $$nb"; fi; \
+	done; \
+	cd .. && $(PY) -m helpers.results; status=$$?; \
+	if [ -n "$$failed" ]; then echo "failed (stored outputs left as they were):$$failed" >&2; exit 1; fi; \
+	exit $$status
 
 # Unit tests of helpers, then nbval over every notebook, in one pytest run.
 test: setup
