@@ -143,21 +143,9 @@ def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
 
-class CamvidData(DataBunch):
-    """CamVid's loaders and class codes; ``resized`` serves the same frames at another size (notebook 02)."""
-
-    def resized(self, size: tuple[int, int], bs: int | None = None, max_batches: int | None = None) -> "CamvidData":
-        """The same decoded frames and masks served at another ``size`` (and batch size, and training
-        batches per epoch), for progressive resizing; nothing is decoded again (notebook 02)."""
-        def again(dl: SegLoader, cap: int | None) -> SegLoader:
-            return SegLoader(dl.x, dl.y, bs or dl.bs, size, dl.shuffle, dl.stats, dl.device, cap, dl.crop)
-        return CamvidData(again(self.train_dl, max_batches or self.train_dl.max_batches),
-                          again(self.valid_dl, self.valid_dl.max_batches), self.classes)
-
-
 def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val",
                 max_batches: int | None = None, valid_batches: int | None = None,
-                crop: float | None = 0.7) -> CamvidData:
+                crop: float | None = 0.7) -> DataBunch:
     """Train / ``valid`` loaders at ``size``, ImageNet-normalised (notebook 02).
 
     Training batches get a random crop (side fraction ``crop``..1) and flip, applied to frame and mask
@@ -173,4 +161,4 @@ def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "
     train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=max_batches, crop=crop)
     valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS,
                          max_batches=valid_batches)
-    return CamvidData(train, valid_dl, CODES)
+    return DataBunch(train, valid_dl, CODES)  # data.resized(...) for progressive resizing

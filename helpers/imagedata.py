@@ -33,7 +33,7 @@ from PIL import Image
 from torchvision.ops import roi_align
 
 from helpers import config
-from helpers.data import (IMAGENET_STATS, DataBunch, ImageDecodeError, ImageList, TensorLoader, profile_subset,
+from helpers.data import (IMAGENET_STATS, DataBunch, ImageList, TensorLoader, profile_subset, raise_failures,
                           read_all, read_short_side)
 from helpers.progress import progress_bar
 
@@ -102,11 +102,7 @@ def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 6
                                         desc=f"resizing to {size} px"))
         finally:
             pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
-        bad = [r for r in results if r is not None]
-        if bad:
-            shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-            raise ImageDecodeError(f"{len(bad)} of {len(jobs)} image(s) could not be resized; "
-                                   f"remove or replace them:\n  {shown}")
+        raise_failures([r for r in results if r is not None], len(jobs), "resized")
         (new / MARKER).write_text(json.dumps(params, indent=1) + "\n")
         if dest.exists():  # the copy made with other parameters leaves with the temporary folder
             os.replace(dest, work / "old")
@@ -228,21 +224,14 @@ class ImagePairLoader(TensorLoader):
 
 
 class ImagePairData(DataBunch):
-    """Loaders of (input, target) image pairs; ``resized`` serves the same photos at another size (notebook 05)."""
+    """Loaders of (input, target) image pairs; ``resized`` (``DataBunch``'s) serves the same photos at another
+    size (notebook 05)."""
 
     def __repr__(self) -> str:
         t, v = self.train_dl, self.valid_dl
         return (f"ImagePairData: train {t.n_items:,} pairs / {len(t)} batches of {t.bs}; valid {v.n_items:,} "
                 f"pairs; {t.size}x{t.size} px")
 
-    def resized(self, size: int, bs: int | None = None, max_batches: int | None = None) -> "ImagePairData":
-        """The same decoded photos served at another ``size`` (and batch size, and training batches per
-        epoch), for progressive resizing; nothing is decoded again (notebook 05)."""
-        def again(dl: ImagePairLoader, cap: int | None) -> ImagePairLoader:
-            return ImagePairLoader(dl.x, dl.y, bs or dl.bs, size, dl.shuffle, dl.stats, dl.device, cap,
-                                   dl.max_zoom, dl.p_zoom)
-        return ImagePairData(again(self.train_dl, max_batches or self.train_dl.max_batches),
-                             again(self.valid_dl, self.valid_dl.max_batches))
 
 
 def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torch.Tensor]:

@@ -141,13 +141,19 @@ def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, fi
     show_as_jpeg()
 
 
+def _spread(n: int, k: int) -> torch.Tensor:
+    """``k`` indices of ``n`` items spread evenly over them, the two ends left out: a validation set cut
+    from videos or sorted by name has look-alike neighbours (notebook 02)."""
+    return torch.linspace(0, n - 1, k + 2).round().long()[1:-1]
+
+
 def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8)) -> None:
     """Validation frames spread over the set (it is a video: neighbours look alike): the image, the
     true mask and the predicted mask side by side, with the pixel accuracy of each prediction over
     non-void pixels (notebook 02)."""
     import math
     dl = learn.data.valid_dl
-    x, y = dl.batch(torch.linspace(0, dl.n_items - 1, rows + 2).round().long()[1:-1])
+    x, y = dl.batch(_spread(dl.n_items, rows))
     learn.model.eval()
     with torch.no_grad():
         pred = learn.model(x).float().argmax(1)
@@ -209,7 +215,7 @@ def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None) -> Non
     lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model (notebook 05)."""
     dl = dl or learn.data.valid_dl
     rows = min(rows, dl.n_items)
-    x, y = dl.batch(torch.linspace(0, dl.n_items - 1, rows + 2).round().long()[1:-1])
+    x, y = dl.batch(_spread(dl.n_items, rows))
     learn.model.eval()
     with torch.no_grad(), learn.autocast():
         pred = learn.model(x)

@@ -264,7 +264,7 @@ def show_batch(data: LMDataBunch, rows: int = 5, valid: bool = False, width: int
 def profile_note() -> str:
     """Print (and return) one line saying what the profile changes for notebook 06 (notebook 06)."""
     p = config.profile()
-    what = (f"nothing but the smoke run's caps" if p.smoke else
+    what = ("nothing but the smoke run's caps" if p.smoke else
             "nothing - the full corpus with the lesson's batch size, bptt and epochs")
     line = f"human numbers, {p.name} profile: the profile changes {what}"
     print(line)

@@ -138,3 +138,13 @@ def test_profile_subset_keeps_all_or_a_sorted_seeded_sample(capsys):
     b = profile_subset(100, 10, torch.Generator().manual_seed(3))
     assert a == b and a == sorted(a) and len(set(a)) == 10 and max(a) < 100
     assert "using 10 of 100 images" in capsys.readouterr().out
+
+
+def test_loader_replace_shares_tensors_and_refuses_unknown_settings():
+    x, y = torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.arange(10)
+    dl = TensorLoader(x, y, 4, device=torch.device("cpu"), max_batches=1)
+    other = dl.replace(bs=2)
+    assert other.x is dl.x and other.bs == 2 and dl.bs == 4 and len(other) == 1
+    assert len(dl.full()) == 3
+    with pytest.raises(AttributeError, match="no setting"):
+        dl.replace(sizee=3)
