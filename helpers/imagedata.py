@@ -265,3 +265,18 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
                                max_zoom, p_zoom)
 
     return ImagePairData(loader(train_idx, True), loader(valid_idx, False))
+
+
+@torch.no_grad()
+def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole photo (3, H, W) in [0, 1], enlarged ``scale`` times by bilinear interpolation and then
+    passed through an image-to-image model, as the lesson's medium-resolution test did with a bigger
+    data ``size`` and ``learn.predict`` (notebook 05). Returns (bilinear input, model output), both
+    (3, scale*H, scale*W) in [0, 1] on the CPU. The U-Net works at any size that is a multiple of 32."""
+    h, w = (round(scale * s / 32) * 32 for s in img.shape[-2:])
+    x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False,
+                                        antialias=False).clamp(0, 1)
+    learn.model.eval()
+    with learn.autocast():
+        out = learn.model(learn.data.prepare(x))
+    return x[0], learn.data.denorm(out.float())[0].clamp(0, 1).cpu()

@@ -49,8 +49,8 @@ def image_scores(learn, dl=None) -> dict[str, torch.Tensor]:
         raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
     learn.model.eval()
     scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic")}
-    for start in range(0, dl.n_items, dl.bs):
-        idx = torch.arange(start, min(start + dl.bs, dl.n_items))
+    for b in range(len(dl)):  # every batch; a smoke run (HELPERS_SMOKE=1) caps them like any loader's
+        idx = torch.arange(b * dl.bs, min((b + 1) * dl.bs, dl.n_items))
         x, y = dl.batch(idx)
         with learn.autocast():
             pred = learn.model(x)

@@ -210,16 +210,25 @@ def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = Fals
                rows, 2, figsize=(2 * imgsize, rows * imgsize), photo=True)
 
 
-def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None) -> None:
-    """Input / Prediction / Target for validation items spread over the set, denormalised, as the
-    lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model (notebook 05)."""
+def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None,
+                       row_titles: list[str] | None = None) -> None:
+    """Input / Prediction / Target for validation items spread over the set (or items ``idx``),
+    denormalised, as the lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model
+    (notebook 05). ``row_titles`` label the predictions."""
     dl = dl or learn.data.valid_dl
-    rows = min(rows, dl.n_items)
-    x, y = dl.batch(_spread(dl.n_items, rows))
+    idx = _spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
+    rows = len(idx)
+    x, y = dl.batch(idx)
     learn.model.eval()
     with torch.no_grad(), learn.autocast():
         pred = learn.model(x)
     images = [learn.data.denorm(t.float()).clamp(0, 1) for t in (x, pred, y)]
     titles = ("Input", "Prediction", "Target")
-    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=titles[j] if i == 0 else None),
+
+    def title(i: int, j: int) -> str | None:
+        if row_titles and j == 1:
+            return row_titles[i]
+        return titles[j] if i == 0 else None
+
+    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j)),
                rows, 3, figsize=(3 * imgsize, rows * imgsize), photo=True)

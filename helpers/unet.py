@@ -120,7 +120,7 @@ class DynamicUnet(nn.Module):
                  y_range: tuple[float, float] | None = None, last_cross: bool = True, bottle: bool = False,
                  norm: str | None = None):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.in_ch = encoder, in_ch
         shapes = _sizes(encoder, img_size, in_ch)
         self.skip_idxs = skip_indices(shapes)
         self.hooks = Hooks([encoder[i] for i in self.skip_idxs], detach=False)
@@ -173,3 +173,46 @@ class DynamicUnet(nn.Module):
         the decoder (notebook 02)."""
         decoder = [m for name, m in self.named_children() if name != "encoder"]
         return [nn.Sequential(*self.encoder[:split]), nn.Sequential(*self.encoder[split:]), nn.ModuleList(decoder)]
+
+
+def start_as_identity_(unet: DynamicUnet) -> DynamicUnet:
+    """Make an image-to-image U-Net output its input, exactly, before any training (notebook 05).
+
+    With ``last_cross`` the final layers see the input image next to the decoder's features: the last
+    res block's second conv starts at zero (so the block passes its input through) and the final 1x1
+    conv picks the input's channels. Training then learns a correction to the input, as residual
+    super-resolution networks (VDSR) do, instead of first learning to reproduce the picture from
+    random weights. Only for U-Nets without ``y_range`` whose output has as many channels as the input,
+    and for decoder norms ``None`` or ``"weight"`` (a spectral-normed conv cannot start at zero; under
+    ``"batch"`` the block's BatchNorm would add its bias).
+    """
+    final = unet.final[0]
+    if not unet.last_cross:
+        raise ValueError("start_as_identity_ needs a U-Net built with last_cross=True: only then does its end see the input")
+    if not isinstance(unet.y_range, nn.Identity):
+        raise ValueError("start_as_identity_ needs a U-Net without y_range: the sigmoid would squash the input")
+    n_out, n_all = final.out_channels, final.in_channels
+    n_img = unet.in_ch
+    if n_out != n_img:
+        raise ValueError(f"start_as_identity_ needs as many outputs as input channels, got {n_out} and {n_img}")
+    last = unet.res.convs[-1][0]
+    with torch.no_grad():
+        if hasattr(last, "parametrizations") and hasattr(last.parametrizations.weight, "original0"):
+            last.parametrizations.weight.original0.zero_()  # weight norm: the magnitude g at zero
+        elif hasattr(last, "parametrizations"):
+            raise ValueError("start_as_identity_ cannot zero a spectral-normed conv; use norm=None or 'weight'")
+        elif len(unet.res.convs[-1]) > 2:
+            raise ValueError("start_as_identity_ needs a last res block without BatchNorm; use norm=None or 'weight'")
+        else:
+            last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
+        pick = torch.zeros_like(final.weight)
+        pick[torch.arange(n_out), n_all - n_img + torch.arange(n_out)] = 1
+        if hasattr(final, "parametrizations"):
+            final.weight = pick  # set through the parametrization's right_inverse
+        else:
+            final.weight.copy_(pick)
+        if final.bias is not None:
+            final.bias.zero_()
+    return unet

@@ -8,7 +8,7 @@ from torch import nn
 from torchvision import models
 
 from helpers.layers import SelfAttention, conv_layer
-from helpers.unet import DynamicUnet, PixelShuffle_ICNR, skip_indices
+from helpers.unet import DynamicUnet, PixelShuffle_ICNR, skip_indices, start_as_identity_
 
 
 def body(arch=models.resnet34):
@@ -192,3 +192,26 @@ def test_the_lesson_unet_is_exactly_what_it_was_before_the_refactor():
     with torch.no_grad():
         out = unet(torch.randn(1, 3, 64, 96))
     assert out.double().sum().item() == pytest.approx(out_sum, rel=1e-4)
+
+
+@pytest.mark.parametrize("norm", [None, "weight"])
+def test_start_as_identity_outputs_the_input_then_learns(norm):
+    torch.manual_seed(0)
+    unet = start_as_identity_(DynamicUnet(body(models.resnet18), n_out=3, img_size=(32, 32), norm=norm))
+    x = torch.randn(2, 3, 32, 32)
+    unet.train()
+    assert torch.allclose(unet(x), x, atol=1e-6)
+    # it is a start, not a constraint: one step of training moves the output away from the input
+    opt = torch.optim.SGD(unet.parameters(), lr=0.1)
+    F.l1_loss(unet(x), x.flip(-1)).backward()
+    opt.step()
+    assert not torch.allclose(unet(x), x, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(norm="spectral"), "spectral"), (dict(norm="batch"), "BatchNorm"),
+                                             (dict(y_range=(-3, 3)), "y_range"), (dict(last_cross=False), "last_cross"),
+                                             (dict(n_out=2), "as many outputs")])
+def test_start_as_identity_refuses_unets_it_cannot_make_the_identity(kwargs, message):
+    kwargs = dict(dict(n_out=3, img_size=(32, 32)), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        start_as_identity_(DynamicUnet(body(models.resnet18), **kwargs))
