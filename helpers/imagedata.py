@@ -24,8 +24,9 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,36 +38,79 @@ from helpers.data import (IMAGENET_STATS, DataBunch, ImageList, TensorLoader, pr
                           read_all, read_short_side)
 from helpers.progress import progress_bar
 
-MARKER = ".resize_folder.json"  # written last into a resized copy: its parameters; no marker, no reuse
+MARKER = ".resize_folder.json"  # derive_folder writes it last into a resized copy: no marker, no reuse
 
 
-# --- resized copies (the lesson's resize_one) --------------------------------------------------------
+# --- derived folders: resized copies (the lesson's resize_one), crappified copies --------------------
+def short_side_size(w: int, h: int, size: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``size`` and the aspect kept, the longer side rounded: the
+    lesson's ``resize_to(img, size, use_min=True)`` (notebook 05)."""
+    scale = size / min(w, h)
+    return (size, round(h * scale)) if w <= h else (round(w * scale), size)
+
+
 def resize_one(src: Path | str, dest: Path | str, size: int, quality: int = 60) -> None:
     """Save ``src`` as ``dest`` with its shorter side ``size`` px (aspect kept, enlarged if smaller),
     bilinear, RGB; JPEG files at ``quality`` (notebook 05)."""
     with Image.open(src) as img:
-        w, h = img.size
-        scale = size / min(w, h)
-        new = (size, round(h * scale)) if w <= h else (round(w * scale), size)
-        img.convert("RGB").resize(new, Image.BILINEAR).save(dest, quality=quality)
+        img.convert("RGB").resize(short_side_size(*img.size, size), Image.BILINEAR).save(dest, quality=quality)
 
 
-def _resize_or_error(job: tuple[Path, Path, int, int]) -> str | None:
-    src, dest, size, quality = job
+def _make_or_error(make_one: Callable[[Path, Path], object], src: Path, dest: Path) -> str | None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        resize_one(src, dest, size, quality)
+        make_one(src, dest)
         return None
     except Exception as exc:  # noqa: BLE001 - every failure is reported by path
         return f"{src}: {type(exc).__name__}: {exc}"
 
 
-def _params(src: Path, items: list[Path], dest: Path, size: int, quality: int) -> dict:
+def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, Path], object], params: dict,
+                  maker: str, desc: str, what: str, workers: int | None = None) -> Path:
+    """``make_one(src_file, dest_file)`` for every image below ``src``, under the same relative paths in
+    ``dest``; returns ``dest``. The machinery of ``resize_folder`` (notebook 05) and ``crappify_folder``
+    (notebook 03).
+
+    Built in parallel threads with a progress bar (``desc``), in a temporary folder beside ``dest`` that
+    is renamed into place only when every image is done, with a marker file ``.<maker>.json`` holding
+    ``params``, the source folder and the list of source files. ``dest`` is reused when its marker
+    matches; built by ``maker`` with other parameters, it is rebuilt; any other existing folder is an
+    error. An interrupted build leaves no ``dest`` behind, so it is never reused. Images that fail are
+    all reported by path (``ImageDecodeError``: "could not be ``what``").
+    """
+    src, dest = Path(src), Path(dest)
+    items = ImageList.from_folder(src).items
     names = hashlib.sha1()
     for p in items:
         names.update(f"{p.relative_to(src)}:{p.stat().st_size}\n".encode())
-    return {"source": os.path.relpath(src, dest.parent), "size": size, "quality": quality, "resample": "bilinear",
-            "files": len(items), "files_sha1": names.hexdigest()}
+    params = {"source": os.path.relpath(src, dest.parent), **params, "files": len(items),
+              "files_sha1": names.hexdigest()}
+    marker = f".{maker}.json"
+    if dest.exists():
+        if not (dest / marker).is_file():
+            raise FileExistsError(f"{dest} exists but was not made by {maker} (no {marker}); "
+                                  f"remove it or choose another folder")
+        if json.loads((dest / marker).read_text()) == params:
+            return dest
+        print(f"{dest.name}: made with other parameters or from other files; rebuilding")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
+    try:
+        new = work / dest.name
+        pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL decodes, resizes and encodes outside the GIL
+        try:
+            jobs = pool.map(_make_or_error, repeat(make_one), items, [new / p.relative_to(src) for p in items])
+            results = list(progress_bar(jobs, total=len(items), desc=desc))
+        finally:
+            pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
+        raise_failures([r for r in results if r is not None], len(items), what)
+        (new / marker).write_text(json.dumps(params, indent=1) + "\n")
+        if dest.exists():  # the copy made with other parameters leaves with the temporary folder
+            os.replace(dest, work / "old")
+        os.replace(new, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
 
 
 def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 60,
@@ -74,42 +118,14 @@ def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 6
     """A copy of every image below ``src`` with its shorter side ``size`` px (``resize_one``), under the
     same relative paths in ``dest``; returns ``dest`` (notebook 05).
 
-    Built in parallel threads with a progress bar, in a temporary folder beside ``dest`` that is renamed
-    into place only when every image is done, with a marker file holding the parameters (source, size,
-    quality, the list of source files). ``dest`` is reused when its marker matches; built by this
-    function with other parameters, it is rebuilt. An interrupted build leaves no ``dest`` behind, so it
-    is never reused. Images that fail are all reported by path (``ImageDecodeError``).
+    Built by ``derive_folder``: in parallel, atomically, with a marker file holding the parameters
+    (source, size, quality, the list of source files); reused when the marker matches, rebuilt when this
+    function made it with other parameters; images that fail are all reported by path
+    (``ImageDecodeError``).
     """
-    src, dest = Path(src), Path(dest)
-    items = ImageList.from_folder(src).items
-    params = _params(src, items, dest, size, quality)
-    marker = dest / MARKER
-    if dest.exists():
-        if not marker.is_file():
-            raise FileExistsError(f"{dest} exists but was not made by resize_folder (no {MARKER}); "
-                                  f"remove it or choose another folder")
-        if json.loads(marker.read_text()) == params:
-            return dest
-        print(f"{dest.name}: made with other parameters or from other files; rebuilding")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
-    try:
-        new = work / dest.name
-        jobs = [(p, new / p.relative_to(src), size, quality) for p in items]
-        pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL resizes outside the GIL
-        try:
-            results = list(progress_bar(pool.map(_resize_or_error, jobs), total=len(jobs),
-                                        desc=f"resizing to {size} px"))
-        finally:
-            pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
-        raise_failures([r for r in results if r is not None], len(jobs), "resized")
-        (new / MARKER).write_text(json.dumps(params, indent=1) + "\n")
-        if dest.exists():  # the copy made with other parameters leaves with the temporary folder
-            os.replace(dest, work / "old")
-        os.replace(new, dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return dest
+    return derive_folder(src, dest, lambda s, d: resize_one(s, d, size, quality),
+                         {"size": size, "quality": quality, "resample": "bilinear"}, "resize_folder",
+                         f"resizing to {size} px", "resized", workers)
 
 
 # --- pairs and split -----------------------------------------------------------------------------
@@ -273,7 +289,7 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
     passed through an image-to-image model, as the lesson's medium-resolution test did with a bigger
     data ``size`` and ``learn.predict`` (notebook 05). Returns (bilinear input, model output), both
     (3, scale*H, scale*W) in [0, 1] on the CPU. The U-Net works at any size that is a multiple of 32."""
-    h, w = (round(scale * s / 32) * 32 for s in img.shape[-2:])
+    h, w = (max(1, int(scale * s / 32 + 0.5)) * 32 for s in img.shape[-2:])  # nearest multiple of 32
     x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False,
                                         antialias=False).clamp(0, 1)
     learn.model.eval()
