@@ -117,7 +117,7 @@ class Flatten(nn.Flatten):
     """``x.view(len(x), -1)``: turns a (bs, c, 1, 1) map into (bs, c) logits (notebook 01)."""
 
 
-# --- GAN builders (notebook 04, wgan) ----------------------------------------------------------
+# --- GAN builders (notebook 04, wgan; gan_critic: notebook 03, superres-gan) ----------------------
 
 def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_features: int = 64,
                     n_extra_layers: int = 0) -> nn.Sequential:
@@ -163,4 +163,27 @@ def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_la
     final = nn.Conv2d(cur_ftrs, 1, 4, padding=0, bias=False)
     nn.init.kaiming_normal_(final.weight)
     layers += [final, nn.Flatten(0)]  # (bs, 1, 1, 1) -> (bs,)
+    return nn.Sequential(*layers)
+
+
+def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float = 0.15) -> nn.Sequential:
+    """fastai v1's ``gan_critic``: images (bs, n_channels, H, W) -> a patch map of logits, flattened to
+    (bs, (H/16 - 3) * (W/16 - 3)), one real-or-fake score per overlapping patch (notebook 03).
+
+    Every conv is spectral-normed and followed by LeakyReLU(0.2), no batch norm: a stride-2 4x4 conv to
+    ``nf`` channels, dropout ``p/2``, a dense ``res_block`` (2 ``nf`` channels), then ``n_blocks`` x
+    [dropout ``p``, stride-2 4x4 conv doubling the channels], self-attention after the first, and a
+    4x4 conv without padding, bias or activation to one channel. ``AdaptiveLoss`` compares each image's
+    label with all its patches.
+    """
+    def conv(ni: int, no: int, ks: int, stride: int = 1, **kwargs) -> nn.Sequential:
+        return conv_layer(ni, no, ks, stride, norm="spectral", leaky=0.2, **kwargs)
+
+    layers: list[nn.Module] = [conv(n_channels, nf, 4, 2), nn.Dropout2d(p / 2),
+                               res_block(nf, dense=True, norm="spectral", leaky=0.2)]
+    nf *= 2  # the dense block concatenates its input
+    for i in range(n_blocks):
+        layers += [nn.Dropout2d(p), conv(nf, nf * 2, 4, 2, self_attention=i == 0)]
+        nf *= 2
+    layers += [conv(nf, 1, 4, padding=0, bias=False, use_activ=False), Flatten()]
     return nn.Sequential(*layers)

@@ -28,6 +28,16 @@ def accuracy(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     return (pred.argmax(-1).reshape(-1) == targ.reshape(-1)).float().mean()
 
 
+def accuracy_thresh_expand(pred: torch.Tensor, targ: torch.Tensor, thresh: float = 0.5,
+                           sigmoid: bool = True) -> torch.Tensor:
+    """fastai v1's ``accuracy_thresh_expand``: the fraction of all outputs (e.g. every patch of a critic's
+    map) on the side of ``thresh`` that their image's label says, after a sigmoid if ``sigmoid``
+    (notebook 03). With the defaults a logit counts as 1 when it is above 0."""
+    if sigmoid:
+        pred = pred.sigmoid()
+    return ((pred > thresh).long() == targ.reshape(-1, *[1] * (pred.dim() - 1)).long()).float().mean()
+
+
 def lr_range(lr: float | slice, n_groups: int) -> list[float]:
     """Learning rate per layer group, as fastai v1 (notebook 01).
 

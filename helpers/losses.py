@@ -1,8 +1,9 @@
-"""Losses beyond torch's own: flattened cross-entropy, Wasserstein, and the feature (perceptual) loss.
+"""Losses beyond torch's own: flattened cross-entropy, Wasserstein, adaptive (patch-map) and the feature
+(perceptual) loss.
 
 ``cross_entropy_flat`` is introduced in notebook 06 (human-numbers), the Wasserstein losses in
-notebook 04 (wgan), ``gram_matrix`` and ``FeatureLoss`` in notebook 05 (superres), which notebooks
-03 (superres-gan) and 07 (deoldify) reuse.
+notebook 04 (wgan), ``AdaptiveLoss`` in notebook 03 (superres-gan), ``gram_matrix`` and
+``FeatureLoss`` in notebook 05 (superres), which notebooks 03 (superres-gan) and 07 (deoldify) reuse.
 
 A loss may report its parts: ``FeatureLoss`` sets ``metric_names`` and, after every call, a
 ``metrics`` dict of detached values; ``Learner`` shows them as extra validation columns (the lesson's
@@ -35,6 +36,19 @@ def wasserstein_gen_loss(fake_pred: torch.Tensor, output: torch.Tensor | None = 
                          target: torch.Tensor | None = None) -> torch.Tensor:
     """The lesson's ``NoopLoss`` for the WGAN generator: the mean critic score of the fakes (notebook 04)."""
     return fake_pred.mean()
+
+
+# --- patch-map critics (notebook 03) ---------------------------------------------------------------
+class AdaptiveLoss(nn.Module):
+    """fastai v1's ``AdaptiveLoss``: ``crit(output, target)`` with the target, one label per image,
+    expanded to the shape of the output, e.g. a ``gan_critic``'s patch map (notebook 03)."""
+
+    def __init__(self, crit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.crit = crit
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.crit(output, target.reshape(-1, *[1] * (output.dim() - 1)).expand_as(output).float())
 
 
 # --- feature loss (notebook 05) --------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """helpers.gan and the GAN builders in helpers.layers: shapes from the lesson, clipping, switching,
-loss signs and the Fréchet distance against hand-computed values."""
+loss signs and the Fréchet distance against hand-computed values; the super-resolution critic's patch
+map and layers, and its metric against a hand computation."""
 import pytest
 import torch
 from torch import nn
 
 from helpers.data import GANLoader
 from helpers.gan import AdaptiveGANSwitcher, FixedGANSwitcher, GANLearner, frechet_distance, image_grid
-from helpers.layers import basic_critic, basic_generator
+from helpers.layers import SelfAttention, basic_critic, basic_generator, gan_critic
+from helpers.learner import accuracy_thresh_expand
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 
 
@@ -200,3 +202,44 @@ def test_thumbnails_average_each_cell():
     a = thumbnails(imgs, grid=2)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     assert frechet_distance(a, thumbnails(imgs + 1, grid=2)) == pytest.approx(3 * 4, rel=1e-5)
+
+
+# --- the super-resolution critic (notebook 03) ------------------------------------------------------
+@pytest.mark.parametrize("size, patches", [(128, 25), (192, 81), (256, 169)])
+def test_gan_critic_gives_a_patch_map_of_logits(size, patches):
+    assert patches == (size // 16 - 3) ** 2
+    torch.manual_seed(0)
+    crit = gan_critic(nf=8).eval()  # the map's size does not depend on the width
+    out = crit(torch.randn(2, 3, size, size))
+    assert out.shape == (2, patches)
+    assert (out < 0).any() and (out > 0).any(), "raw logits: no activation at the end"
+
+
+def test_gan_critic_has_fastais_layers_all_spectral_normed_without_batch_norm():
+    crit = gan_critic()
+    convs = [(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0], m.bias is not None)
+             for m in crit.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [(3, 128, 4, 2, 1, True), (128, 128, 3, 1, 1, True), (128, 128, 3, 1, 1, True),  # + dense res block
+                     (256, 512, 4, 2, 1, True), (512, 1024, 4, 2, 1, True), (1024, 2048, 4, 2, 1, True),
+                     (2048, 1, 4, 1, 0, False)]
+    assert [m.p for m in crit.modules() if isinstance(m, nn.Dropout2d)] == [0.075, 0.15, 0.15, 0.15]
+    attention = [m for m in crit.modules() if isinstance(m, SelfAttention)]
+    assert len(attention) == 1 and attention[0].value.in_channels == 512, "after the first downsampling block"
+    assert list(crit[4])[-1] is attention[0]
+    weighted = [m for m in crit.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    assert len(weighted) == 7 + 3
+    assert all(type(m.parametrizations.weight[0]).__name__ == "_SpectralNorm" for m in weighted)
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.ReLU)) for m in crit.modules())
+    slopes = [m.negative_slope for m in crit.modules() if isinstance(m, nn.LeakyReLU)]
+    assert slopes == [0.2] * 6, "every conv but the last"
+
+
+def test_accuracy_thresh_expand_against_a_hand_computation():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 0.1, 0.0]])
+    labels = torch.tensor([1, 0])
+    # sigmoid > 0.5, i.e. logit > 0: row 1 right on 2.0, 0.5; row 2 right on -3.0 and 0.0 (not above 0.5)
+    assert accuracy_thresh_expand(logits, labels).item() == pytest.approx(4 / 6)
+    # no sigmoid, threshold 0.3: row 1 right on 2.0, 0.5; row 2 right on all three
+    assert accuracy_thresh_expand(logits, labels, thresh=0.3, sigmoid=False).item() == pytest.approx(5 / 6)
+    maps = logits.view(2, 1, 1, 3)  # unflattened patch maps expand the same way
+    assert accuracy_thresh_expand(maps, labels.float()).item() == pytest.approx(4 / 6)

@@ -260,3 +260,43 @@ def test_show_image_results_and_batch(photos):
     show_image_batch(data, rows=2)
     assert [a.get_title() for a in plt.gcf().axes[:2]] == ["input", "target"]
     plt.close("all")
+
+
+def test_show_image_results_of_chosen_items_with_row_titles(photos):
+    from helpers.learner import Learner
+    from helpers.show import _plt, show_image_results
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    data = image_pair_data(lr, photos, size=24, bs=4, valid_pct=0.3, device=torch.device("cpu"))
+    plt = _plt()
+    show_image_results(Learner(data, nn.Identity(), F.l1_loss), idx=[2, 0], row_titles=["+1 dB", "-1 dB"])
+    axes = plt.gcf().axes
+    assert len(axes) == 6
+    assert [a.get_title() for a in axes] == ["Input", "+1 dB", "Target", "", "-1 dB", ""]
+    first_input = axes[0].images[0].get_array()
+    x, _ = data.valid_dl.batch(torch.tensor([2]))
+    assert np.allclose(np.asarray(first_input), data.denorm(x)[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    plt.close("all")
+
+
+def test_image_scores_follow_the_smoke_cap(photos, monkeypatch):
+    from helpers.learner import Learner
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    data = image_pair_data(lr, photos, size=24, bs=1, valid_pct=0.5, device=torch.device("cpu"))
+    learn = Learner(data, nn.Identity(), F.l1_loss)
+    n = data.valid_dl.n_items
+    assert n > 2 and len(image_scores(learn)["psnr_model"]) == n
+    monkeypatch.setenv("HELPERS_SMOKE", "1")
+    assert len(image_scores(learn)["psnr_model"]) == 2  # SMOKE_BATCHES batches of one
+
+
+def test_upscale_enlarges_a_whole_photo_through_the_model():
+    from helpers.imagedata import ImagePairData, ImagePairLoader, upscale
+    from helpers.learner import Learner
+
+    img = torch.rand(3, 40, 50)
+    loader = ImagePairLoader([img], [img], bs=1, size=24, train=False, device=torch.device("cpu"))
+    data = ImagePairData(loader, loader)  # ImageNet statistics: upscale normalises and denormalises
+    x, out = upscale(Learner(data, nn.Identity(), F.l1_loss), img, 2.0)
+    assert x.shape == out.shape == (3, 96, 96)  # 80 x 100 rounded to multiples of 32
+    assert torch.allclose(out, x, atol=1e-5)  # an identity model returns the bilinear enlargement
+    assert torch.allclose(x, F.interpolate(img[None], (96, 96), mode="bilinear")[0].clamp(0, 1))

@@ -1,11 +1,12 @@
 """helpers.losses: Gram matrix against einsum, the feature loss against a hand computation on a small
-network (sliced directly, no hooks), and its parts as validation columns of the Learner."""
+network (sliced directly, no hooks), and its parts as validation columns of the Learner; the adaptive
+loss against a manual expand."""
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.losses import FeatureLoss, cross_entropy_flat, gram_matrix
+from helpers.losses import AdaptiveLoss, FeatureLoss, cross_entropy_flat, gram_matrix
 
 
 def test_gram_matrix_against_einsum():
@@ -127,3 +128,20 @@ def test_cross_entropy_flat_matches_torch():
     torch.manual_seed(0)
     pred, targ = torch.randn(4, 5, 7), torch.randint(0, 7, (4, 5))
     assert torch.allclose(cross_entropy_flat(pred, targ), F.cross_entropy(pred.permute(0, 2, 1), targ))
+
+
+def test_adaptive_loss_expands_one_label_per_image_to_the_patch_map():
+    torch.manual_seed(0)
+    out = torch.randn(4, 25, requires_grad=True)
+    labels = torch.tensor([0, 1, 1, 0])
+    manual = F.binary_cross_entropy_with_logits(out, labels[:, None].float().expand(4, 25))
+    loss = AdaptiveLoss(nn.BCEWithLogitsLoss())(out, labels)
+    assert torch.allclose(loss, manual)
+    seen = AdaptiveLoss(lambda o, t: t)(out, labels)  # what the wrapped loss is given
+    assert seen.shape == (4, 25) and seen.dtype == torch.float32
+    assert (seen == torch.tensor([0.0, 1.0, 1.0, 0.0])[:, None]).all()
+    loss.backward()
+    assert out.grad is not None and out.grad.shape == out.shape
+    maps = torch.randn(4, 1, 5, 5)  # an unflattened map
+    assert torch.allclose(AdaptiveLoss(nn.BCEWithLogitsLoss())(maps, labels),
+                          F.binary_cross_entropy_with_logits(maps.flatten(1), labels[:, None].float().expand(4, 25)))
