@@ -21,7 +21,6 @@ critic score of its fakes, i.e. it pushes them towards the real images' low scor
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +31,8 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from helpers import config
-from helpers.learner import load_state, save_state, smoke_epochs
+from helpers.learner import (SmoothedLoss, autocast, check_finite, load_state, optimizer_step, run_callbacks,
+                             save_state, smoke_epochs)
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 from helpers.progress import EpochTable, progress_bar
 
@@ -42,6 +42,8 @@ from helpers.progress import EpochTable, progress_bar
 class FixedGANSwitcher:
     """``n_crit`` critic batches, then ``n_gen`` generator batches, and again (notebook 04)."""
 
+    needs_loss = False  # decides by counting: the loop need not wait for the loss's value
+
     def __init__(self, n_crit: int = 1, n_gen: int = 1):
         self.n_crit, self.n_gen = n_crit, n_gen
         self.count = 0
@@ -49,8 +51,9 @@ class FixedGANSwitcher:
     def reset(self) -> None:
         self.count = 0
 
-    def __call__(self, gen_mode: bool, loss: float) -> bool:
-        """Called after each batch with the mode it trained in; returns the mode of the next batch."""
+    def __call__(self, gen_mode: bool, loss: float | None) -> bool:
+        """Called after each batch with the mode it trained in (and its loss, for switchers whose
+        ``needs_loss`` is true); returns the mode of the next batch."""
         self.count += 1
         limit = self.n_gen if gen_mode else self.n_crit
         if self.count >= limit:
@@ -63,6 +66,8 @@ class AdaptiveGANSwitcher:
     """Switch to the critic when the generator loss falls below ``gen_thresh``, and to the generator
     when the critic loss falls below ``critic_thresh``; ``None`` means "after every batch"
     (notebook 04)."""
+
+    needs_loss = True  # the loop passes each batch's loss value
 
     def __init__(self, gen_thresh: float | None = None, critic_thresh: float | None = None):
         self.gen_thresh, self.critic_thresh = gen_thresh, critic_thresh
@@ -79,10 +84,12 @@ class AdaptiveGANSwitcher:
 
 # --- images -----------------------------------------------------------------------------------
 
-def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2) -> torch.Tensor:
-    """A batch (N, C, H, W) in [-1, 1] -> one uint8 image (C, rows*(H+pad)+pad, nrow*(W+pad)+pad)
-    on the CPU, white gaps between the tiles (notebook 04). Headless: no plotting involved."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, value_range: tuple[float, float] = (-1, 1)) -> torch.Tensor:
+    """A batch (N, C, H, W) with values in ``value_range`` -> one uint8 image (C, rows*(H+pad)+pad,
+    nrow*(W+pad)+pad) on the CPU, white gaps between the tiles (notebook 04). Headless: no plotting
+    involved."""
+    lo, hi = value_range
+    x = ((x.detach().float().cpu().clamp(lo, hi) - lo) * (255 / (hi - lo))).round().to(torch.uint8)
     # make_grid repeats a single channel three times; keep the input's channel count
     return make_grid(x, nrow=min(nrow, len(x)), padding=pad, pad_value=255)[: x.shape[1]]
 
@@ -113,11 +120,48 @@ class GANRecorder:
         fig.tight_layout()
 
 
+def gan_losses(loss_gen: Callable, loss_crit: Callable, weights_gen: tuple[float, float] = (1.0, 1.0)):
+    """The losses fastai's ``GANLearner.from_learners`` builds from the two learners' own (notebook 03):
+
+    - generator: ``weights_gen[0] * loss_crit(critic(fake), real label)`` (fool the critic) plus
+      ``weights_gen[1] * loss_gen(fake, target)`` (stay close to the target);
+    - critic: ``(loss_crit(critic(real), 1) + loss_crit(critic(fake), 0)) / 2``.
+    """
+    def gen_loss(fake_pred: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ones = fake_pred.new_ones(fake_pred.shape[0])
+        return weights_gen[0] * loss_crit(fake_pred, ones) + weights_gen[1] * loss_gen(output, target)
+
+    def crit_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+        ones, zeros = real_pred.new_ones(real_pred.shape[0]), fake_pred.new_zeros(fake_pred.shape[0])
+        return (loss_crit(real_pred, ones) + loss_crit(fake_pred, zeros)) / 2
+
+    return gen_loss, crit_loss
+
+
+class SaveEvery:
+    """A GAN callback that saves both models every ``every`` iterations as ``<name>_<iteration>``
+    (DeOldify's ``GANSaveCallback``); ``saved`` lists the iterations (notebook 03)."""
+
+    def __init__(self, every: int, name: str):
+        self.every, self.name = every, name
+        self.saved: list[int] = []
+
+    def after_batch(self, learn: "GANLearner") -> None:
+        if learn.iteration % self.every == 0:
+            learn.save(f"{self.name}_{learn.iteration}")
+            self.saved.append(learn.iteration)
+
+
 class GANLearner:
     """A generator, a critic, their losses and optimizers, and the alternating training loop (notebook 04).
 
     ``data`` yields ``(x, real)``: the generator's input (noise, or a degraded image) and the real
-    image it should imitate. Each model gets its own Adam (``betas``, decoupled weight decay ``wd``).
+    image it should imitate. Each ``fit`` makes each model a fresh Adam (``betas``, decoupled weight
+    decay ``wd``), as fastai built them per fit. The loop shares ``Learner``'s pieces: autocast, the
+    optimizer step, loss smoothing, the NaN check and callbacks (events ``before_fit``,
+    ``after_batch`` with ``iteration``, ``gen_mode`` and ``loss`` of that batch set, ``after_epoch``,
+    ``after_fit``).
+    Parameters a model had frozen (``requires_grad`` off) stay frozen whenever it trains.
     """
 
     def __init__(self, data, generator: nn.Module, critic: nn.Module,
@@ -125,7 +169,7 @@ class GANLearner:
                  crit_loss_func: Callable = wasserstein_critic_loss,
                  switcher=None, clip: float | None = None, critic_lr_mult: float = 1.0,
                  switch_eval: bool = True, betas: tuple[float, float] = (0.9, 0.99), wd: float = 1e-2,
-                 n_grid: int = 64, grid_nrow: int = 8):
+                 n_grid: int = 64, grid_nrow: int = 8, callbacks=()):
         self.data = data
         self.device = getattr(data, "device", config.device())
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
@@ -133,11 +177,14 @@ class GANLearner:
         self.switcher = switcher or FixedGANSwitcher()
         self.clip, self.critic_lr_mult, self.switch_eval = clip, critic_lr_mult, switch_eval
         self.betas, self.wd = betas, wd
+        self.callbacks = list(callbacks)
         self.recorder = GANRecorder()
         self.grids: list[torch.Tensor] = []
         self.grid_nrow = grid_nrow
         self.fixed_input = self._fixed_input(n_grid)
         self.gen_mode = False
+        self.iteration = 0  # batches trained, both models, over every fit
+        self._frozen: dict[int, list[bool]] = {}  # requires_grad of a model while it sits idle
         self.opt_gen = self.opt_crit = None
 
     @classmethod
@@ -151,21 +198,45 @@ class GANLearner:
                    switcher or FixedGANSwitcher(n_crit=5, n_gen=1), clip=clip, switch_eval=switch_eval,
                    betas=betas, wd=wd, **kwargs)
 
+    @classmethod
+    def from_learners(cls, learn_gen, learn_crit, switcher=None, weights_gen: tuple[float, float] = (1.0, 1.0),
+                      **kwargs) -> "GANLearner":
+        """The lesson's ``GANLearner.from_learners``: the pretrained generator and critic, the
+        generator's data, and losses made from the two learners' own (``gan_losses``) (notebook 03)."""
+        gen_loss, crit_loss = gan_losses(learn_gen.loss_func, learn_crit.loss_func, weights_gen)
+        return cls(learn_gen.data, learn_gen.model, learn_crit.model, gen_loss, crit_loss,
+                   switcher or FixedGANSwitcher(n_crit=5, n_gen=1), **kwargs)
+
     def _fixed_input(self, n: int) -> torch.Tensor:
-        """The same generator inputs for every epoch's grid: seeded noise, or a slice of real inputs."""
+        """The same generator inputs for every epoch's grid: seeded noise, or the first ``n`` inputs of
+        the validation set in order (of the training set if there is none)."""
         if hasattr(self.data, "noise"):
             return self.data.noise(n, torch.Generator().manual_seed(config.seed()))
-        x, _ = next(iter(self.data))
+        dl = getattr(self.data, "valid_dl", None)
+        if dl is not None and hasattr(dl, "batch"):
+            x, _ = dl.batch(torch.arange(min(n, dl.n_items)))
+            return x
+        x, _ = next(iter(getattr(self.data, "train_dl", self.data)))
         return x[:n]
 
     # --- modes --------------------------------------------------------------------------------
+    def _set_idle(self, model: nn.Module, idle: bool) -> None:
+        params = list(model.parameters())
+        if idle and id(model) not in self._frozen:
+            self._frozen[id(model)] = [p.requires_grad for p in params]
+            model.requires_grad_(False)
+        elif not idle and id(model) in self._frozen:
+            for p, on in zip(params, self._frozen.pop(id(model))):
+                p.requires_grad_(on)
+
     def switch(self, gen_mode: bool | None = None) -> None:
-        """Train the generator (``True``) or the critic (``False``); ``None`` flips. Only the training
-        model needs gradients; with ``switch_eval`` the other one goes to eval mode (notebook 04)."""
+        """Train the generator (``True``) or the critic (``False``); ``None`` flips. The idle model's
+        parameters stop needing gradients; the training model's get back exactly what they had, so a
+        frozen encoder stays frozen. With ``switch_eval`` the idle model goes to eval mode (notebook 04)."""
         self.gen_mode = (not self.gen_mode) if gen_mode is None else gen_mode
         active, idle = (self.generator, self.critic) if self.gen_mode else (self.critic, self.generator)
-        active.requires_grad_(True)
-        idle.requires_grad_(False)
+        self._set_idle(active, False)
+        self._set_idle(idle, True)
         active.train()
         idle.train(not self.switch_eval)
 
@@ -184,72 +255,65 @@ class GANLearner:
     # --- one batch ------------------------------------------------------------------------------
     def critic_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One critic update on a real batch and the fakes made from ``x``; clips afterwards (notebook 04)."""
-        with torch.no_grad():
-            fake = self.generator(x)
-        loss = self.crit_loss_func(self.critic(real), self.critic(fake))
-        self.opt_crit.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_crit.step()
+        with autocast(self.device):
+            with torch.no_grad():
+                fake = self.generator(x)
+            loss = self.crit_loss_func(self.critic(real), self.critic(fake))
+        optimizer_step(loss, self.opt_crit)
         self.clip_critic()
         return loss.detach()
 
     def generator_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One generator update: the critic scores the fakes, ``gen_loss_func`` turns that into a loss
         (notebook 04)."""
-        fake = self.generator(x)
-        loss = self.gen_loss_func(self.critic(fake), fake, real)
-        self.opt_gen.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_gen.step()
+        with autocast(self.device):
+            fake = self.generator(x)
+            loss = self.gen_loss_func(self.critic(fake), fake, real)
+        optimizer_step(loss, self.opt_gen)
         return loss.detach()
 
     # --- the loop -----------------------------------------------------------------------------
     def fit(self, epochs: int, lr: float = 2e-4, wd: float | None = None) -> None:
         """Train ``epochs`` epochs at a constant ``lr`` (the critic's times ``critic_lr_mult``), starting
-        with the critic; print the smoothed losses per epoch and keep a grid of the fixed noise
+        with the critic; print the smoothed losses per epoch and keep a grid of the fixed inputs
         (notebook 04)."""
         epochs = smoke_epochs(epochs)
-        if self.opt_gen is None or wd is not None:
-            self._make_opts(lr, self.wd if wd is None else wd)
-        for g in self.opt_gen.param_groups:
-            g["lr"] = lr
-        for g in self.opt_crit.param_groups:
-            g["lr"] = lr * self.critic_lr_mult
+        self._make_opts(lr, self.wd if wd is None else wd)
         rec = self.recorder
         table = EpochTable(["gen_loss", "disc_loss"])
-        beta = 0.98
-        smooth = {True: 0.0, False: 0.0}
-        count = {True: 0, False: 0}
+        smooth = {True: SmoothedLoss(), False: SmoothedLoss()}
         self.switcher.reset()
         self.switch(False)
+        run_callbacks(self.callbacks, "before_fit", self)
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             steps: list[tuple[bool, torch.Tensor]] = []
-            for x, real in progress_bar(self.data, total=len(self.data), desc=f"epoch {epoch}/{epochs}"):
+            dl = getattr(self.data, "train_dl", self.data)  # a DataBunch's training loader, or a GAN loader
+            for x, real in progress_bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
                 mode = self.gen_mode
                 loss = self.generator_step(x, real) if mode else self.critic_step(x, real)
                 steps.append((mode, loss))
-                # adaptive switchers need the value now; fixed ones ignore it (no GPU sync then)
-                value = loss.item() if isinstance(self.switcher, AdaptiveGANSwitcher) else 0.0
-                nxt = self.switcher(mode, value)
+                self.iteration, self.loss = self.iteration + 1, loss
+                run_callbacks(self.callbacks, "after_batch", self)
+                # a switcher that decides by the loss gets its value now (a GPU sync); others do not wait
+                nxt = self.switcher(mode, loss.item() if self.switcher.needs_loss else None)
                 if nxt != mode:
                     self.switch(nxt)
             for mode, loss in steps:  # one sync per epoch for the bookkeeping
                 value = float(loss)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"{'generator' if mode else 'critic'} loss became {value} "
-                                             f"in epoch {epoch}; lower the learning rate")
+                check_finite(value, f"{'generator' if mode else 'critic'} loss", epoch)
                 (rec.gen_losses if mode else rec.crit_losses).append(value)
-                count[mode] += 1
-                smooth[mode] = beta * smooth[mode] + (1 - beta) * value
-            gen = smooth[True] / (1 - beta ** count[True]) if count[True] else None
-            crit = smooth[False] / (1 - beta ** count[False]) if count[False] else None
+                smooth[mode].add(value)
+            gen, crit = smooth[True].value, smooth[False].value
             rec.epoch_gen.append(gen)
             rec.epoch_crit.append(crit)
             self.grids.append(self.render())
+            run_callbacks(self.callbacks, "after_epoch", self)
             table.row(epoch, [gen, crit], time.perf_counter() - start)
         rec.train_seconds += table.close()
         self.switch(False)
+        self._set_idle(self.generator, False)  # both models as they were given: ready for their own fits
+        run_callbacks(self.callbacks, "after_fit", self)
 
     # --- using the generator ----------------------------------------------------------------------
     @torch.no_grad()
@@ -266,8 +330,12 @@ class GANLearner:
             self.generator.train(was)
 
     def render(self) -> torch.Tensor:
-        """The fixed inputs through the generator, as a uint8 grid (notebook 04)."""
-        return image_grid(self.generate(self.fixed_input), nrow=self.grid_nrow)
+        """The fixed inputs through the generator, as a uint8 grid; outputs in the data's normalised
+        scale are denormalised first (notebook 04)."""
+        out = self.generate(self.fixed_input)
+        if getattr(self.data, "stats", None) is not None and hasattr(self.data, "denorm"):
+            return image_grid(self.data.denorm(out), nrow=self.grid_nrow, value_range=(0, 1))
+        return image_grid(out, nrow=self.grid_nrow)
 
     def show_grid(self, epoch: int = -1, figsize=(6, 6), title: str | None = None, ax=None) -> None:
         """Draw the grid kept after ``epoch`` (1-based; ``-1`` the last) (notebook 04)."""
@@ -290,6 +358,32 @@ class GANLearner:
         self.generator.load_state_dict(state["generator"])
         self.critic.load_state_dict(state["critic"])
         return self
+
+
+@torch.no_grad()
+def critic_accuracy(critic: nn.Module, generator: nn.Module, dl, autocast_device: torch.device | None = None) -> float:
+    """How often the critic tells real from generated on held-out pairs (notebook 03): for every item of
+    ``dl`` (a validation loader of (input, real) pairs, all of it), the share of its patch logits on the
+    right side of 0 for the real image (label 1) and for the generator's output (label 0), averaged
+    over both, as ``accuracy_thresh_expand``."""
+    from helpers.learner import accuracy_thresh_expand
+    was = critic.training, generator.training
+    critic.eval()
+    generator.eval()
+    dl = dl.replace(max_batches=None) if hasattr(dl, "replace") else dl
+    right, n = 0.0, 0
+    try:
+        for x, real in dl:
+            with autocast(autocast_device or real.device):
+                fake = generator(x)
+                real_pred, fake_pred = critic(real).float(), critic(fake).float()
+            right += (accuracy_thresh_expand(real_pred, torch.ones(len(real), device=real.device))
+                      + accuracy_thresh_expand(fake_pred, torch.zeros(len(real), device=real.device))).item() / 2 * len(real)
+            n += len(real)
+    finally:
+        critic.train(was[0])
+        generator.train(was[1])
+    return right / n
 
 
 # --- a quality score: Fréchet distance between embeddings -------------------------------------------

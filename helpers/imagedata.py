@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import repeat
 from pathlib import Path
 from typing import Callable, Sequence
@@ -93,10 +94,7 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
         if json.loads((dest / marker).read_text()) == params:
             return dest
         print(f"{dest.name}: made with other parameters or from other files; rebuilding")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
-    try:
-        new = work / dest.name
+    with building(dest) as new:
         pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL decodes, resizes and encodes outside the GIL
         try:
             jobs = pool.map(_make_or_error, repeat(make_one), items, [new / p.relative_to(src) for p in items])
@@ -105,12 +103,26 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
             pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
         raise_failures([r for r in results if r is not None], len(items), what)
         (new / marker).write_text(json.dumps(params, indent=1) + "\n")
-        if dest.exists():  # the copy made with other parameters leaves with the temporary folder
+    return dest
+
+
+@contextmanager
+def building(dest: Path | str):
+    """Yields a fresh temporary folder beside ``dest``; when the block ends without an error the folder
+    replaces ``dest`` (an older ``dest`` goes), otherwise it is removed and ``dest`` stays as it was
+    (notebook 05). Nothing half-written is ever found at ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
+    try:
+        new = work / dest.name
+        new.mkdir()
+        yield new
+        if dest.exists():  # the old copy leaves with the temporary folder
             os.replace(dest, work / "old")
         os.replace(new, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return dest
 
 
 def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 60,
@@ -197,10 +209,16 @@ def pair_transform(x: torch.Tensor, y: torch.Tensor, size: int, train: bool, max
     """Input and target (each (C, H, W), any resolutions of the same picture) cut at the same window
     and flipped alike, both resampled to ``size`` x ``size`` (notebook 05). The window is chosen on
     the input's grid: random in training (``random_box``, flip with probability 1/2), centred otherwise."""
-    h, w = x.shape[-2:]
-    box = random_box(h, w, max_zoom, p_zoom) if train else center_box(h, w)
-    flip = train and bool(torch.rand(()) < 0.5)
+    box, flip = choose_window(*x.shape[-2:], train, max_zoom, p_zoom)
     return crop_resize(x, box, size, flip), crop_resize(y, box, size, flip)
+
+
+def choose_window(h: int, w: int, train: bool, max_zoom: float = 2.0, p_zoom: float = 0.75) -> tuple[Box, bool]:
+    """(window, flip) for an ``h`` x ``w`` image: random (``random_box``, flip with probability 1/2) in
+    training, the centred square without flip otherwise (notebook 05)."""
+    if not train:
+        return center_box(h, w), False
+    return random_box(h, w, max_zoom, p_zoom), bool(torch.rand(()) < 0.5)
 
 
 # --- loaders -----------------------------------------------------------------------------------
@@ -210,11 +228,13 @@ class ImagePairLoader(TensorLoader):
 
     def __init__(self, x: list[torch.Tensor], y: list[torch.Tensor], bs: int, size: int, train: bool,
                  stats: tuple[torch.Tensor, torch.Tensor] = IMAGENET_STATS, device: torch.device | None = None,
-                 max_batches: int | None = None, max_zoom: float = 2.0, p_zoom: float = 0.75):
+                 max_batches: int | None = None, max_zoom: float = 2.0, p_zoom: float = 0.75,
+                 names: list[str] | None = None):
         if len(x) != len(y):
             raise ValueError(f"{len(x)} inputs but {len(y)} targets")
         super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
         self.size, self.max_zoom, self.p_zoom = size, max_zoom, p_zoom
+        self.names = names  # each item's file name relative to its folder, where known (save_preds)
         self.stats = tuple(s.view(1, -1, 1, 1).to(self.device) for s in stats)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +298,7 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
     def loader(idx: list[int], train: bool) -> ImagePairLoader:
         x, y = decode_at([xs[i] for i in idx]), decode_at([ys[i] for i in idx], hr)
         return ImagePairLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
-                               max_zoom, p_zoom)
+                               max_zoom, p_zoom, names=[str(xs[i].relative_to(path_x)) for i in idx])
 
     return ImagePairData(loader(train_idx, True), loader(valid_idx, False))
 
@@ -296,3 +316,71 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
     with learn.autocast():
         out = learn.model(learn.data.prepare(x))
     return x[0], learn.data.denorm(out.float())[0].clamp(0, 1).cpu()
+
+
+# --- the generator's pictures and the critic's data (notebook 03) ---------------------------------------
+@torch.no_grad()
+def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quality: int = 95) -> Path:
+    """The generator's output for every item of ``dl`` (the training pairs by default), each the centred
+    square window at the loader's size, saved under the item's own name in ``dest`` (JPEG at
+    ``quality`` for .jpg names); built in a temporary folder and renamed into place when all are
+    written (the lesson's ``save_preds`` into ``image_gen``) (notebook 03)."""
+    dl = (dl or learn.data.train_dl).replace(shuffle=False, drop_last=False, max_batches=None)
+    if dl.names is None:
+        raise ValueError("save_preds needs a loader that knows its file names (image_pair_data makes them)")
+    learn.model.eval()
+    with building(dest) as new:
+        for b in progress_bar(range(-(-dl.n_items // dl.bs)), desc="saving predictions"):
+            idx = torch.arange(b * dl.bs, min((b + 1) * dl.bs, dl.n_items))
+            x, _ = dl.batch(idx)
+            with learn.autocast():
+                out = learn.data.denorm(learn.model(x).float()).clamp(0, 1)
+            for i, img in zip(idx.tolist(), out):
+                path = new / dl.names[i]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                arr = (img * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+                Image.fromarray(arr).save(path, quality=quality)
+    return Path(dest)
+
+
+class ImageClassLoader(ImagePairLoader):
+    """Batches of (image, label): photos of any size cut to ``size`` x ``size`` windows (random in
+    training, centred otherwise), normalised; labels a float tensor (notebook 03: the critic's real and
+    generated photos)."""
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xs = []
+        for i in torch.as_tensor(idx).tolist():
+            x = self.x[i].to(self.device, non_blocking=True)
+            box, flip = choose_window(*x.shape[-2:], self.shuffle, self.max_zoom, self.p_zoom)
+            xs.append(crop_resize(x, box, self.size, flip))
+        mean, std = self.stats
+        return (torch.stack(xs) / 255 - mean) / std, self.y[torch.as_tensor(idx).to(self.y.device)]
+
+
+def image_class_data(folders: Sequence[Path | str], size: int, bs: int, valid_pct: float = 0.1, seed: int = 42,
+                     max_zoom: float = 1.0, max_batches: int | None = None, valid_batches: int | None = None,
+                     device: torch.device | None = None) -> ImagePairData:
+    """Every image below each folder, labelled by its folder's rank in sorted order (the lesson's
+    ``label_from_folder``: ``image_gen`` = 0 = generated, ``images`` = 1 = real), split at random
+    (``valid_pct``, ``seed``), served as ``size`` x ``size`` windows of photos decoded once with their
+    shorter side at most ``max(2, max_zoom) * size`` (notebook 03)."""
+    folders = sorted(Path(f) for f in folders)
+    paths, labels = [], []
+    for label, folder in enumerate(folders):
+        items = ImageList.from_folder(folder).items
+        paths += items
+        labels += [label] * len(items)
+    train_idx, valid_idx = split_by_rand_pct(len(paths), valid_pct, seed)
+    short = round(max(2.0, max_zoom) * size)
+
+    def loader(idx: list[int], train: bool) -> ImageClassLoader:
+        x = decode_at([paths[i] for i in idx], short)
+        y = torch.tensor([labels[i] for i in idx], dtype=torch.float32)
+        return ImageClassLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
+                                max_zoom, 0.75, names=[f"{folders[labels[i]].name}/{paths[i].relative_to(folders[labels[i]])}"
+                                                       for i in idx])
+
+    data = ImagePairData(loader(train_idx, True), loader(valid_idx, False))
+    data.classes = [f.name for f in folders]
+    return data

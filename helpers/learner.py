@@ -126,6 +126,58 @@ class Recorder:
             ax.set_xlabel("epoch")
 
 
+# --- pieces of a training loop, shared by Learner and GANLearner (notebook 04) -------------------
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included, where
+    autocast has not been verified here (notebook 01)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None = None,
+                   params=None) -> None:
+    """One update: zero the gradients, backpropagate ``loss``, clip the gradient norm of ``params`` to
+    ``clip`` if given, step (notebook 01)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
+class SmoothedLoss:
+    """fastai's smoothed training loss: an exponential moving average (``beta`` 0.98), debiased for
+    its first values (notebook 01)."""
+
+    def __init__(self, beta: float = 0.98):
+        self.beta, self.avg, self.n = beta, 0.0, 0
+
+    def add(self, value: float) -> float:
+        """Fold in one batch's loss; returns the smoothed value so far."""
+        self.n += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * value
+        return self.value
+
+    @property
+    def value(self) -> float | None:
+        return self.avg / (1 - self.beta ** self.n) if self.n else None
+
+
+def check_finite(value: float, what: str, epoch: int) -> None:
+    """Stop training with a clear error when a loss is NaN or infinite (notebook 01)."""
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{what} became {value} in epoch {epoch}; lower the learning rate")
+
+
+def run_callbacks(callbacks: Sequence["Callback"], name: str, learn) -> None:
+    """Call ``name`` on every callback that has it, with the learner (notebook 01)."""
+    for cb in callbacks:
+        fn = getattr(cb, name, None)
+        if fn is not None:
+            fn(learn)
+
+
 class Callback:
     """Base class for hooks into the loop. Events: before_fit, before_epoch, after_pred, after_loss,
     after_batch, after_epoch, after_fit; each gets the learner, whose ``pred`` / ``loss`` it may
@@ -151,17 +203,11 @@ class Learner:
 
     # --- the loop -------------------------------------------------------------------------
     def _event(self, name: str) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, name, None)
-            if fn is not None:
-                fn(self)
+        run_callbacks(self.callbacks, name, self)
 
     def autocast(self):
-        """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included, where
-        autocast has not been verified here (notebook 01)."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        """``autocast`` for this learner's device (notebook 01)."""
+        return autocast(self.device)
 
     def _reset_model(self) -> None:
         if hasattr(self.model, "reset"):  # stateful RNNs start each pass from a zero state
@@ -186,11 +232,7 @@ class Learner:
 
     def _train_batch(self, xb, yb, opt) -> torch.Tensor:
         loss = self._loss_on(xb, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-        opt.step()
+        optimizer_step(loss, opt, self.clip, self.model.parameters())
         self._event("after_batch")
         return loss.detach()
 
@@ -205,7 +247,7 @@ class Learner:
         rec.metric_names = names
         table = EpochTable(["train_loss", "valid_loss", *names])
         self._event("before_fit")
-        smooth, beta, n = 0.0, 0.98, 0
+        smooth = SmoothedLoss()
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             self.model.train()
@@ -219,12 +261,9 @@ class Learner:
                 if sched is not None:
                     sched.step()
             for loss in torch.stack(batch_losses).float().cpu().tolist():  # one sync per epoch
-                n += 1
-                smooth = beta * smooth + (1 - beta) * loss
-                rec.losses.append(smooth / (1 - beta ** n))
+                rec.losses.append(smooth.add(loss))
             rec.batches_per_epoch.append(len(batch_losses))
-            if not math.isfinite(rec.losses[-1]):
-                raise FloatingPointError(f"training loss became {rec.losses[-1]} in epoch {epoch}; lower the learning rate")
+            check_finite(rec.losses[-1], "training loss", epoch)
             val = self.validate()
             rec.val_losses.append(val[0])
             rec.metrics.append(val[1:])
@@ -294,12 +333,14 @@ class Learner:
     # --- freezing -------------------------------------------------------------------------
     def freeze_to(self, n: int) -> None:
         """Stop training the first ``n`` layer groups, except their BatchNorm layers, which keep
-        training as fastai's ``train_bn=True`` did; the other groups train (notebook 02)."""
+        training as fastai's ``train_bn=True`` did; the other groups train. A negative ``n`` counts
+        from the end, as a slice does: ``freeze_to(-1)`` trains only the last group (notebook 02)."""
+        frozen = set(range(len(self.layer_groups))[:n])
         for i, group in enumerate(self.layer_groups):
             for m in group.modules():
                 is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)
                 for p in m.parameters(recurse=False):
-                    p.requires_grad_(i >= n or is_bn)
+                    p.requires_grad_(i not in frozen or is_bn)
 
     def freeze(self) -> None:
         """Train only the last layer group (and every BatchNorm) (notebook 02)."""

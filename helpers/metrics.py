@@ -36,11 +36,12 @@ def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tens
 
 
 @torch.no_grad()
-def image_scores(learn, dl=None) -> dict[str, torch.Tensor]:
+def image_scores(learn, dl=None, with_sharpness: bool = False) -> dict[str, torch.Tensor]:
     """PSNR and SSIM of the model's output and of bicubic upsampling, each against the target, for
     every item of a loader of image pairs (the whole validation split by default) (notebook 05).
 
-    Returns per-image tensors ``psnr_model``, ``psnr_bicubic``, ``ssim_model``, ``ssim_bicubic``. The
+    Returns per-image tensors ``psnr_model``, ``psnr_bicubic``, ``ssim_model``, ``ssim_bicubic`` (and,
+    ``with_sharpness``, ``sharpness_model``, ``sharpness_bicubic``, ``sharpness_target``; notebook 03). The
     model's output and the target are denormalised (``learn.data.denorm``) and clamped to [0, 1]; the
     bicubic baseline starts from the same window of the low-resolution input (``dl.inputs``).
     """
@@ -48,7 +49,10 @@ def image_scores(learn, dl=None) -> dict[str, torch.Tensor]:
     if dl.shuffle:
         raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
     learn.model.eval()
-    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic")}
+    names = ["psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic"]
+    if with_sharpness:
+        names += ["sharpness_model", "sharpness_bicubic", "sharpness_target"]
+    scores: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     for b in range(len(dl)):  # every batch; a smoke run (HELPERS_SMOKE=1) caps them like any loader's
         idx = torch.arange(b * dl.bs, min((b + 1) * dl.bs, dl.n_items))
         x, y = dl.batch(idx)
@@ -60,4 +64,19 @@ def image_scores(learn, dl=None) -> dict[str, torch.Tensor]:
         for name, out in (("model", pred), ("bicubic", base)):
             scores[f"psnr_{name}"].append(psnr(out, target).cpu())
             scores[f"ssim_{name}"].append(ssim(out, target).cpu())
+            if with_sharpness:
+                scores[f"sharpness_{name}"].append(sharpness(out).cpu())
+        if with_sharpness:
+            scores["sharpness_target"].append(sharpness(target).cpu())
     return {k: torch.cat(v) for k, v in scores.items()}
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """Variance of the Laplacian of each image's luminance (N, 3, H, W) in [0, 1] -> (N,): how much fine
+    detail (edges, texture) a picture has, which PSNR does not reward; a blurred photo scores lower
+    than the original (notebook 03). Luminance with ITU-R BT.601 weights; the 3x3 Laplacian over the
+    interior (no padding)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+    gray = (images.float() * weights).sum(1, keepdim=True)
+    lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=images.device).view(1, 1, 3, 3)
+    return F.conv2d(gray, lap).flatten(1).var(1)

@@ -243,3 +243,131 @@ def test_accuracy_thresh_expand_against_a_hand_computation():
     assert accuracy_thresh_expand(logits, labels, thresh=0.3, sigmoid=False).item() == pytest.approx(5 / 6)
     maps = logits.view(2, 1, 1, 3)  # unflattened patch maps expand the same way
     assert accuracy_thresh_expand(maps, labels.float()).item() == pytest.approx(4 / 6)
+
+
+# --- GANLearner.from_learners: the super-resolution GAN's set-up (notebook 03) ---------------------------
+def _pair_learners(n_grid=4):
+    import torch.nn.functional as F
+    from helpers.imagedata import ImagePairData, ImagePairLoader
+    from helpers.learner import Learner
+    from helpers.losses import AdaptiveLoss
+    torch.manual_seed(0)
+    xs = [torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8) for _ in range(12)]
+    ys = [torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8) for _ in range(12)]
+    cpu = torch.device("cpu")
+    data = ImagePairData(ImagePairLoader(xs[:8], ys[:8], bs=2, size=16, train=True, device=cpu),
+                         ImagePairLoader(xs[8:], ys[8:], bs=2, size=16, train=False, device=cpu))
+    gen = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1))
+    crit = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3), nn.Flatten())
+    learn_gen = Learner(data, gen, F.mse_loss, layer_groups=[gen[0], gen[1]])
+    learn_crit = Learner(data, crit, AdaptiveLoss(nn.BCEWithLogitsLoss()))
+    return learn_gen, learn_crit
+
+
+def test_gan_losses_from_the_learners_losses():
+    from helpers.gan import gan_losses
+    import torch.nn.functional as F
+    bce = nn.BCEWithLogitsLoss()
+    gen_loss, crit_loss = gan_losses(F.l1_loss, bce, (1.0, 50.0))
+    fake_pred, real_pred = torch.randn(4), torch.randn(4)
+    out, target = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    assert gen_loss(fake_pred, out, target).item() == pytest.approx(
+        (bce(fake_pred, torch.ones(4)) + 50 * (out - target).abs().mean()).item(), rel=1e-6)
+    assert crit_loss(real_pred, fake_pred).item() == pytest.approx(
+        ((bce(real_pred, torch.ones(4)) + bce(fake_pred, torch.zeros(4))) / 2).item(), rel=1e-6)
+
+
+def test_adaptive_switcher_inside_fit_alternates_as_the_losses_dictate():
+    learn_gen, learn_crit = _pair_learners()
+    seen = []
+
+    class Record:
+        def after_batch(self, learn):
+            seen.append((learn.gen_mode, learn.loss.item()))
+
+    learn = GANLearner.from_learners(learn_gen, learn_crit, switcher=AdaptiveGANSwitcher(critic_thresh=0.65),
+                                     weights_gen=(1.0, 50.0), callbacks=[Record()])
+    learn.fit(3, 1e-2)
+    assert len(seen) == 12 and seen[0][0] is False  # 4 batches per epoch; the critic starts
+    for (mode, loss), (nxt, _) in zip(seen, seen[1:]):
+        expected = (not mode) if (mode or loss < 0.65) else mode  # the generator hands back after 1 batch
+        assert nxt == expected
+    assert {m for m, _ in seen} == {True, False}  # both trained
+    assert learn.iteration == 12
+
+
+def test_a_frozen_part_stays_frozen_through_switches_and_fits():
+    learn_gen, learn_crit = _pair_learners()
+    learn_gen.freeze_to(-1)  # only the last layer group trains
+    first = [p.detach().clone() for p in learn_gen.model[0].parameters()]
+    last = [p.detach().clone() for p in learn_gen.model[1].parameters()]
+    learn = GANLearner.from_learners(learn_gen, learn_crit, switcher=FixedGANSwitcher(1, 1))
+    for mode in (True, False, True):
+        learn.switch(mode)
+    assert not any(p.requires_grad for p in learn_gen.model[0].parameters())
+    assert all(p.requires_grad for p in learn_gen.model[1].parameters())
+    opt_before = learn.opt_gen
+    learn.fit(1, 1e-2)
+    assert all(torch.equal(a, b) for a, b in zip(first, learn_gen.model[0].parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(last, learn_gen.model[1].parameters()))
+    # after fit both models are as they were given: the generator's own freezing, the critic trainable
+    assert [p.requires_grad for p in learn_gen.model.parameters()] == [False, False, True, True]
+    assert all(p.requires_grad for p in learn_crit.model.parameters())
+    opt_first = learn.opt_gen
+    learn.fit(1, 1e-2)
+    assert learn.opt_gen is not opt_first and opt_first is not opt_before  # fresh optimizers per fit
+
+
+def test_grids_use_the_validation_inputs_in_order_denormalised():
+    learn_gen, learn_crit = _pair_learners()
+    learn = GANLearner.from_learners(learn_gen, learn_crit, n_grid=3)
+    x, _ = learn_gen.data.valid_dl.batch(torch.arange(3))
+    assert torch.equal(learn.fixed_input, x)
+    learn_gen.model = learn.generator = nn.Identity()  # the grid then shows the inputs themselves
+    grid = learn.render()
+    tile = learn_gen.data.denorm(x)[0].clamp(0, 1)
+    assert torch.equal(grid[:, 2:18, 2:18], (tile * 255).round().to(torch.uint8))
+
+
+def test_gan_save_load_round_trip_and_checkpoints_every_n_iterations(tmp_path, monkeypatch):
+    from helpers.gan import SaveEvery
+    monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
+    learn_gen, learn_crit = _pair_learners()
+    saver = SaveEvery(3, "ckpt")
+    learn = GANLearner.from_learners(learn_gen, learn_crit, callbacks=[saver])
+    learn.fit(2, 1e-3)  # 8 iterations
+    assert saver.saved == [3, 6]
+    state = {k: v.clone() for k, v in learn.generator.state_dict().items()}
+    learn.save("gan")
+    with torch.no_grad():
+        for p in list(learn.generator.parameters()) + list(learn.critic.parameters()):
+            p.add_(1.0)
+    learn.load("gan")
+    assert all(torch.equal(state[k], v) for k, v in learn.generator.state_dict().items())
+    learn.load("ckpt_3")
+    assert not all(torch.equal(state[k], v) for k, v in learn.generator.state_dict().items())
+
+
+def test_critic_accuracy_counts_real_and_generated_patches():
+    from helpers.gan import critic_accuracy
+
+    class Mean(nn.Module):
+        def __init__(self, sign):
+            super().__init__()
+            self.sign = sign
+
+        def forward(self, x):  # one logit per 2x2 patch: the patch's mean, signed
+            return self.sign * nn.functional.avg_pool2d(x, 2).mean(1).flatten(1)
+
+    x = torch.zeros(3, 3, 4, 4)
+    real = torch.ones(3, 3, 4, 4)
+    real[0, :, :2, :2] = -1  # one of real image 0's four patches looks fake
+    dl = [(x, real)]
+
+    class MinusOne(nn.Module):
+        def forward(self, x):  # every generated pixel is -1
+            return torch.full_like(x, -1.0)
+
+    gen = MinusOne()
+    assert critic_accuracy(Mean(1.0), gen, dl) == pytest.approx((11 / 12 + 1) / 2)
+    assert critic_accuracy(Mean(-1.0), gen, dl) == pytest.approx((1 / 12 + 0) / 2)

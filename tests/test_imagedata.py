@@ -300,3 +300,58 @@ def test_upscale_enlarges_a_whole_photo_through_the_model():
     assert x.shape == out.shape == (3, 96, 96)  # 80 x 100 rounded to multiples of 32
     assert torch.allclose(out, x, atol=1e-5)  # an identity model returns the bilinear enlargement
     assert torch.allclose(x, F.interpolate(img[None], (96, 96), mode="bilinear")[0].clamp(0, 1))
+
+
+# --- the generator's pictures and the critic's data (notebook 03) -----------------------------------
+def test_save_preds_writes_every_training_photo_under_its_name_atomically(photos, tmp_path):
+    from helpers.imagedata import save_preds
+    from helpers.learner import Learner
+    lr = resize_folder(photos, photos.parent / "small-16", 16)
+    data = image_pair_data(lr, photos, size=24, bs=2, valid_pct=0.3, device=torch.device("cpu"))
+    learn = Learner(data, nn.Identity(), F.l1_loss)
+    dest = save_preds(learn, tmp_path / "image_gen", quality=100)
+    names = sorted(p.name for p in dest.iterdir())
+    assert names == sorted(data.train_dl.names) and len(names) == data.train_dl.n_items
+    x, _ = data.train_dl.replace(shuffle=False).batch(torch.tensor([0]))
+    saved = torch.from_numpy(np.array(Image.open(dest / data.train_dl.names[0]))).permute(2, 0, 1).float() / 255
+    assert saved.shape == (3, 24, 24)
+    assert (saved - data.denorm(x)[0].clamp(0, 1)).abs().mean() < 0.02  # identity model: the input, JPEG-coded
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("out of memory")
+
+    learn.model = Broken()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        save_preds(learn, dest)
+    assert sorted(p.name for p in dest.iterdir()) == names  # the earlier set is untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_image_class_data_labels_by_folder_and_cuts_windows(photos, tmp_path):
+    from helpers.imagedata import image_class_data
+    gen = resize_folder(photos, tmp_path / "image_gen", 20)
+    data = image_class_data([photos, gen], size=16, bs=4, valid_pct=0.25, device=torch.device("cpu"))
+    assert data.classes == ["image_gen", "images"]
+    n = len(SIZES)
+    assert data.train_dl.n_items + data.valid_dl.n_items == 2 * n
+    labels = torch.cat([data.train_dl.y, data.valid_dl.y])
+    assert labels.sum().item() == n  # as many real (1) as generated (0)
+    for dl in (data.train_dl, data.valid_dl):
+        for name, label in zip(dl.names, dl.y.tolist()):
+            assert name.startswith("images/" if label == 1 else "image_gen/")
+    x, y = next(iter(data.valid_dl))
+    assert x.shape == (len(y), 3, 16, 16) and y.dtype == torch.float32
+
+
+def test_sharpness_prefers_the_sharp_picture():
+    from helpers.metrics import sharpness
+    torch.manual_seed(0)
+    sharp = torch.rand(2, 3, 32, 32)
+    blurred = F.avg_pool2d(F.pad(sharp, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    assert (sharpness(sharp) > 3 * sharpness(blurred)).all()
+    assert sharpness(flat).item() == 0
+    gray = sharp[:, :1].expand(-1, 3, -1, -1)  # luminance of a gray picture is the picture
+    lap = F.conv2d(sharp[:, :1], torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3))
+    assert torch.allclose(sharpness(gray), lap.flatten(1).var(1), rtol=1e-5)
