@@ -31,8 +31,8 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from helpers import config
-from helpers.learner import (SmoothedLoss, autocast, check_finite, load_state, optimizer_step, run_callbacks,
-                             save_state, smoke_epochs)
+from helpers.learner import (SmoothedLoss, accuracy_thresh_expand, autocast, check_finite, load_state, optimizer_step,
+                             run_callbacks, save_state, smoke_epochs)
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 from helpers.progress import EpochTable, progress_bar
 
@@ -361,24 +361,22 @@ class GANLearner:
 
 
 @torch.no_grad()
-def critic_accuracy(critic: nn.Module, generator: nn.Module, dl, autocast_device: torch.device | None = None) -> float:
+def critic_accuracy(critic: nn.Module, generator: nn.Module, dl) -> float:
     """How often the critic tells real from generated on held-out pairs (notebook 03): for every item of
     ``dl`` (a validation loader of (input, real) pairs, all of it), the share of its patch logits on the
     right side of 0 for the real image (label 1) and for the generator's output (label 0), averaged
     over both, as ``accuracy_thresh_expand``."""
-    from helpers.learner import accuracy_thresh_expand
     was = critic.training, generator.training
     critic.eval()
     generator.eval()
-    dl = dl.replace(max_batches=None) if hasattr(dl, "replace") else dl
     right, n = 0.0, 0
     try:
-        for x, real in dl:
-            with autocast(autocast_device or real.device):
-                fake = generator(x)
-                real_pred, fake_pred = critic(real).float(), critic(fake).float()
-            right += (accuracy_thresh_expand(real_pred, torch.ones(len(real), device=real.device))
-                      + accuracy_thresh_expand(fake_pred, torch.zeros(len(real), device=real.device))).item() / 2 * len(real)
+        for x, real in dl.full() if hasattr(dl, "full") else dl:
+            with autocast(real.device):
+                real_pred, fake_pred = critic(real).float(), critic(generator(x)).float()
+            ones, zeros = torch.ones(len(real), device=real.device), torch.zeros(len(real), device=real.device)
+            both = accuracy_thresh_expand(real_pred, ones) + accuracy_thresh_expand(fake_pred, zeros)
+            right += both.item() / 2 * len(real)
             n += len(real)
     finally:
         critic.train(was[0])

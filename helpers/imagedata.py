@@ -249,6 +249,15 @@ class ImagePairLoader(TensorLoader):
         mean, std = self.stats
         return (torch.stack(xs) / 255 - mean) / std, (torch.stack(ys) / 255 - mean) / std
 
+    def in_order(self):
+        """``(idx, (x, y))`` for each batch of the items in their order, the last one partial, without
+        augmentation unless this is a training loader (a smoke run caps the batches like any loader's)
+        (notebook 05)."""
+        n = -(-self.n_items // self.bs)
+        for b in range(config.n_batches(n, self.max_batches)):
+            idx = torch.arange(b * self.bs, min((b + 1) * self.bs, self.n_items))
+            yield idx, self.batch(idx)
+
     def inputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """The validation windows of items ``idx`` at the inputs' own resolution, float in [0, 1]: what
         a baseline such as bicubic upsampling starts from (notebook 05)."""
@@ -304,6 +313,16 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
 
 
 @torch.no_grad()
+def predict_images(learn, x: torch.Tensor) -> torch.Tensor:
+    """An image-to-image model's output for a normalised batch ``x``, in eval mode under the learner's
+    autocast, denormalised (``learn.data.denorm``) and clamped to [0, 1] (notebook 05)."""
+    learn.model.eval()
+    with learn.autocast():
+        out = learn.model(x)
+    return learn.data.denorm(out.float()).clamp(0, 1)
+
+
+@torch.no_grad()
 def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole photo (3, H, W) in [0, 1], enlarged ``scale`` times by bilinear interpolation and then
     passed through an image-to-image model, as the lesson's medium-resolution test did with a bigger
@@ -312,10 +331,7 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
     h, w = (max(1, int(scale * s / 32 + 0.5)) * 32 for s in img.shape[-2:])  # nearest multiple of 32
     x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False,
                                         antialias=False).clamp(0, 1)
-    learn.model.eval()
-    with learn.autocast():
-        out = learn.model(learn.data.prepare(x))
-    return x[0], learn.data.denorm(out.float())[0].clamp(0, 1).cpu()
+    return x[0], predict_images(learn, learn.data.prepare(x))[0].cpu()
 
 
 # --- the generator's pictures and the critic's data (notebook 03) ---------------------------------------
@@ -328,14 +344,9 @@ def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quali
     dl = (dl or learn.data.train_dl).replace(shuffle=False, drop_last=False, max_batches=None)
     if dl.names is None:
         raise ValueError("save_preds needs a loader that knows its file names (image_pair_data makes them)")
-    learn.model.eval()
     with building(dest) as new:
-        for b in progress_bar(range(-(-dl.n_items // dl.bs)), desc="saving predictions"):
-            idx = torch.arange(b * dl.bs, min((b + 1) * dl.bs, dl.n_items))
-            x, _ = dl.batch(idx)
-            with learn.autocast():
-                out = learn.data.denorm(learn.model(x).float()).clamp(0, 1)
-            for i, img in zip(idx.tolist(), out):
+        for idx, (x, _) in progress_bar(dl.in_order(), total=len(dl), desc="saving predictions"):
+            for i, img in zip(idx.tolist(), predict_images(learn, x)):
                 path = new / dl.names[i]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 arr = (img * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from helpers.imagedata import predict_images
+
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Peak signal-to-noise ratio of each image (N, C, H, W) in [0, 1], in dB:
@@ -48,17 +50,12 @@ def image_scores(learn, dl=None, with_sharpness: bool = False) -> dict[str, torc
     dl = dl or learn.data.valid_dl.full()
     if dl.shuffle:
         raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
-    learn.model.eval()
     names = ["psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic"]
     if with_sharpness:
         names += ["sharpness_model", "sharpness_bicubic", "sharpness_target"]
     scores: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    for b in range(len(dl)):  # every batch; a smoke run (HELPERS_SMOKE=1) caps them like any loader's
-        idx = torch.arange(b * dl.bs, min((b + 1) * dl.bs, dl.n_items))
-        x, y = dl.batch(idx)
-        with learn.autocast():
-            pred = learn.model(x)
-        pred = learn.data.denorm(pred.float()).clamp(0, 1)
+    for idx, (x, y) in dl.in_order():
+        pred = predict_images(learn, x)
         target = learn.data.denorm(y).clamp(0, 1)
         base = torch.cat([bicubic_upsample(lr[None].to(target.device), target.shape[-2:]) for lr in dl.inputs(idx)])
         for name, out in (("model", pred), ("bicubic", base)):

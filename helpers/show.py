@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 
+from helpers.imagedata import predict_images
+
 
 def _plt():
     import matplotlib
@@ -219,10 +221,7 @@ def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=No
     idx = _spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
     rows = len(idx)
     x, y = dl.batch(idx)
-    learn.model.eval()
-    with torch.no_grad(), learn.autocast():
-        pred = learn.model(x)
-    images = [learn.data.denorm(t.float()).clamp(0, 1) for t in (x, pred, y)]
+    images = [learn.data.denorm(x).clamp(0, 1), predict_images(learn, x), learn.data.denorm(y).clamp(0, 1)]
     titles = ("Input", "Prediction", "Target")
 
     def title(i: int, j: int) -> str | None:
