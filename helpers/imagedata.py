@@ -354,44 +354,50 @@ def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quali
     return Path(dest)
 
 
-class ImageClassLoader(ImagePairLoader):
-    """Batches of (image, label): photos of any size cut to ``size`` x ``size`` windows (random in
-    training, centred otherwise), normalised; labels a float tensor (notebook 03: the critic's real and
-    generated photos)."""
+class CriticLoader(ImagePairLoader):
+    """Batches of (pictures, labels) for a critic: for each photo its generated version (label 0) and
+    its real one (label 1), cut at the same window of the real photo's centred square, the square the
+    generated picture was made from (``save_preds``), so within a pair only the maker differs. A batch
+    holds the ``bs`` photos' generated pictures, then their real ones (notebook 03)."""
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xs = []
+        fakes, reals = [], []
         for i in torch.as_tensor(idx).tolist():
-            x = self.x[i].to(self.device, non_blocking=True)
-            box, flip = choose_window(*x.shape[-2:], self.shuffle, self.max_zoom, self.p_zoom)
-            xs.append(crop_resize(x, box, self.size, flip))
+            fake = self.x[i].to(self.device, non_blocking=True)
+            real = self.y[i].to(self.device, non_blocking=True)
+            top, left, s = center_square(*real.shape[-2:])
+            fake, real = pair_transform(fake, real[:, top:top + s, left:left + s], self.size, self.shuffle,
+                                        self.max_zoom, self.p_zoom)
+            fakes.append(fake)
+            reals.append(real)
         mean, std = self.stats
-        return (torch.stack(xs) / 255 - mean) / std, self.y[torch.as_tensor(idx).to(self.y.device)]
+        x = (torch.stack(fakes + reals) / 255 - mean) / std
+        y = torch.cat([torch.zeros(len(fakes)), torch.ones(len(reals))]).to(x.device)
+        return x, y
 
 
-def image_class_data(folders: Sequence[Path | str], size: int, bs: int, valid_pct: float = 0.1, seed: int = 42,
-                     max_zoom: float = 1.0, max_batches: int | None = None, valid_batches: int | None = None,
-                     device: torch.device | None = None) -> ImagePairData:
-    """Every image below each folder, labelled by its folder's rank in sorted order (the lesson's
-    ``label_from_folder``: ``image_gen`` = 0 = generated, ``images`` = 1 = real), split at random
-    (``valid_pct``, ``seed``), served as ``size`` x ``size`` windows of photos decoded once with their
-    shorter side at most ``max(2, max_zoom) * size`` (notebook 03)."""
-    folders = sorted(Path(f) for f in folders)
-    paths, labels = [], []
-    for label, folder in enumerate(folders):
-        items = ImageList.from_folder(folder).items
-        paths += items
-        labels += [label] * len(items)
-    train_idx, valid_idx = split_by_rand_pct(len(paths), valid_pct, seed)
-    short = round(max(2.0, max_zoom) * size)
+def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int, valid_pct: float = 0.1,
+                seed: int = 42, max_zoom: float = 2.0, max_batches: int | None = None,
+                valid_batches: int | None = None, device: torch.device | None = None) -> ImagePairData:
+    """The critic's data, the lesson's ``get_crit_data([name_gen, 'images'], bs, size)`` split by photo:
+    every picture of ``path_gen`` (the generator's, label 0) with the photo of the same name in
+    ``path_real`` (label 1), ``valid_pct`` of the *photos* held out (``seed``), batches of ``bs``
+    pictures, half generated and half real from the same photos at the same windows (``CriticLoader``).
 
-    def loader(idx: list[int], train: bool) -> ImageClassLoader:
-        x = decode_at([paths[i] for i in idx], short)
-        y = torch.tensor([labels[i] for i in idx], dtype=torch.float32)
-        return ImageClassLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
-                                max_zoom, 0.75, names=[f"{folders[labels[i]].name}/{paths[i].relative_to(folders[labels[i]])}"
-                                                       for i in idx])
+    The lesson split the files at random, so a photo's real version could train the critic while its
+    generated version validated it, and a batch mixed unrelated photos; pairing makes content useless
+    as a clue, and the critic leaves chance sooner (README, "03 · superres-gan") (notebook 03)."""
+    if bs < 2 or bs % 2:
+        raise ValueError(f"bs must be even (half generated, half real), got {bs}")
+    fakes, reals = image_pairs(path_gen, path_real)
+    train_idx, valid_idx = split_by_rand_pct(len(fakes), valid_pct, seed)
+    hr = round(max(2.0, max_zoom) * size)
+
+    def loader(idx: list[int], train: bool) -> CriticLoader:
+        x, y = decode_at([fakes[i] for i in idx]), decode_at([reals[i] for i in idx], hr)
+        return CriticLoader(x, y, bs // 2, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
+                            max_zoom, 0.75, names=[str(fakes[i].relative_to(path_gen)) for i in idx])
 
     data = ImagePairData(loader(train_idx, True), loader(valid_idx, False))
-    data.classes = [f.name for f in folders]
+    data.classes = [Path(path_gen).name, Path(path_real).name]
     return data

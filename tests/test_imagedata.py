@@ -328,20 +328,31 @@ def test_save_preds_writes_every_training_photo_under_its_name_atomically(photos
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
 
-def test_image_class_data_labels_by_folder_and_cuts_windows(photos, tmp_path):
-    from helpers.imagedata import image_class_data
-    gen = resize_folder(photos, tmp_path / "image_gen", 20)
-    data = image_class_data([photos, gen], size=16, bs=4, valid_pct=0.25, device=torch.device("cpu"))
+def test_critic_data_pairs_each_generated_picture_with_its_real_photo(photos, tmp_path):
+    from helpers.imagedata import center_square, critic_data
+    # stand-in "generated" pictures: each real photo's centred square, shrunk, as save_preds writes them
+    gen = tmp_path / "image_gen"
+    gen.mkdir()
+    for p in sorted(photos.iterdir()):
+        img = Image.open(p).convert("RGB")
+        w, h = img.size
+        top, left, s = center_square(h, w)
+        img.crop((left, top, left + s, top + s)).resize((20, 20), Image.BILINEAR).save(gen / p.name, quality=100)
+    data = critic_data(gen, photos, size=16, bs=4, valid_pct=0.25, max_zoom=1.5, device=torch.device("cpu"))
     assert data.classes == ["image_gen", "images"]
-    n = len(SIZES)
-    assert data.train_dl.n_items + data.valid_dl.n_items == 2 * n
-    labels = torch.cat([data.train_dl.y, data.valid_dl.y])
-    assert labels.sum().item() == n  # as many real (1) as generated (0)
+    assert data.train_dl.n_items + data.valid_dl.n_items == len(SIZES)  # split by photo
+    assert not set(data.train_dl.names) & set(data.valid_dl.names)
+    torch.manual_seed(0)
+    x, y = next(iter(data.train_dl))
+    assert x.shape == (4, 3, 16, 16) and y.tolist() == [0.0, 0.0, 1.0, 1.0]
     for dl in (data.train_dl, data.valid_dl):
-        for name, label in zip(dl.names, dl.y.tolist()):
-            assert name.startswith("images/" if label == 1 else "image_gen/")
-    x, y = next(iter(data.valid_dl))
-    assert x.shape == (len(y), 3, 16, 16) and y.dtype == torch.float32
+        n = dl.n_items
+        x, y = dl.batch(torch.arange(n))  # every photo: n generated pictures, then the n real ones
+        assert y.tolist() == [0.0] * n + [1.0] * n
+        err = (data.denorm(x[:n]) - data.denorm(x[n:])).abs().flatten(1).mean(1)
+        assert err.max() < 0.03, err  # the same window of the same photo, flipped alike
+    with pytest.raises(ValueError, match="even"):
+        critic_data(gen, photos, size=16, bs=3)
 
 
 def test_sharpness_prefers_the_sharp_picture():
