@@ -1,5 +1,6 @@
 """Image quality scores beyond the lesson: PSNR and SSIM per image (torchmetrics), and the baseline
-anyone gets without a network, bicubic upsampling.
+anyone gets without a network, bicubic upsampling; sharpness (notebook 03); colorfulness and the
+colour error ΔE (notebook 07).
 
 Introduced in notebook 05 (superres). Convention: RGB images in [0, 1] (predictions clamped), the whole
 image compared (no border crop), ``data_range=1``; SSIM with the usual Gaussian window (11 px,
@@ -8,6 +9,7 @@ averaged over pixels and the three channels.
 """
 from __future__ import annotations
 
+import kornia.color
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -38,33 +40,39 @@ def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tens
 
 
 @torch.no_grad()
-def image_scores(learn, dl=None, with_sharpness: bool = False) -> dict[str, torch.Tensor]:
+def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False) -> dict[str, torch.Tensor]:
     """PSNR and SSIM of the model's output and of bicubic upsampling, each against the target, for
     every item of a loader of image pairs (the whole validation split by default) (notebook 05).
 
-    Returns per-image tensors ``psnr_model``, ``psnr_bicubic``, ``ssim_model``, ``ssim_bicubic`` (and,
-    ``with_sharpness``, ``sharpness_model``, ``sharpness_bicubic``, ``sharpness_target``; notebook 03). The
-    model's output and the target are denormalised (``learn.data.denorm``) and clamped to [0, 1]; the
-    bicubic baseline starts from the same window of the low-resolution input (``dl.inputs``).
+    Returns per-image tensors ``psnr_model``, ``psnr_bicubic``, ``ssim_model``, ``ssim_bicubic``; with
+    ``with_sharpness`` also ``sharpness_model``, ``sharpness_bicubic``, ``sharpness_target`` (notebook
+    03); with ``with_color`` also ``deltae_model``, ``deltae_bicubic`` and ``colorfulness_model``,
+    ``colorfulness_bicubic``, ``colorfulness_target`` (notebook 07, where the "bicubic" baseline is the
+    gray input itself). The model's output and the target are denormalised (``learn.data.denorm``) and
+    clamped to [0, 1]; the bicubic baseline starts from the same window of the input (``dl.inputs``).
     """
     dl = dl or learn.data.valid_dl.full()
     if dl.shuffle:
         raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
-    names = ["psnr_model", "psnr_bicubic", "ssim_model", "ssim_bicubic"]
+    against = {"psnr": psnr, "ssim": ssim}  # scores of a picture against its target
+    alone = {}  # scores of a picture by itself, the target's too
     if with_sharpness:
-        names += ["sharpness_model", "sharpness_bicubic", "sharpness_target"]
-    scores: dict[str, list[torch.Tensor]] = {k: [] for k in names}
+        alone["sharpness"] = sharpness
+    if with_color:
+        against["deltae"] = delta_e
+        alone["colorfulness"] = colorfulness
+    scores: dict[str, list[torch.Tensor]] = {}
     for idx, (x, y) in dl.in_order():
         pred = predict_images(learn, x)
         target = learn.data.denorm(y).clamp(0, 1)
         base = torch.cat([bicubic_upsample(lr[None].to(target.device), target.shape[-2:]) for lr in dl.inputs(idx)])
         for name, out in (("model", pred), ("bicubic", base)):
-            scores[f"psnr_{name}"].append(psnr(out, target).cpu())
-            scores[f"ssim_{name}"].append(ssim(out, target).cpu())
-            if with_sharpness:
-                scores[f"sharpness_{name}"].append(sharpness(out).cpu())
-        if with_sharpness:
-            scores["sharpness_target"].append(sharpness(target).cpu())
+            for score, f in against.items():
+                scores.setdefault(f"{score}_{name}", []).append(f(out, target).cpu())
+            for score, f in alone.items():
+                scores.setdefault(f"{score}_{name}", []).append(f(out).cpu())
+        for score, f in alone.items():
+            scores.setdefault(f"{score}_target", []).append(f(target).cpu())
     return {k: torch.cat(v) for k, v in scores.items()}
 
 
@@ -77,3 +85,22 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
     gray = (images.float() * weights).sum(1, keepdim=True)
     lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=images.device).view(1, 1, 3, 3)
     return F.conv2d(gray, lap).flatten(1).var(1)
+
+
+def colorfulness(images: torch.Tensor) -> torch.Tensor:
+    """Hasler and Süsstrunk's colorfulness of each image (N, 3, H, W) in [0, 1] -> (N,), on the 0-255
+    scale of their paper ("Measuring colourfulness in natural images", 2003): with rg = R - G and
+    yb = (R + G) / 2 - B, ``sqrt(std_rg² + std_yb²) + 0.3 * sqrt(mean_rg² + mean_yb²)``. A gray
+    picture scores 0; they call about 33 "moderately" and 59 "quite" colourful (notebook 07)."""
+    r, g, b = (images.float() * 255).unbind(1)
+    rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+    std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
+    mean = (rg.mean(1) ** 2 + yb.mean(1) ** 2).sqrt()
+    return std + 0.3 * mean
+
+
+def delta_e(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean colour difference per image (N, 3, H, W) in [0, 1] -> (N,): CIE76 ΔE, the Euclidean distance
+    in CIE Lab (D65, kornia's conversion) averaged over the pixels; about 2.3 is a just-noticeable
+    difference (notebook 07)."""
+    return (kornia.color.rgb_to_lab(pred.float()) - kornia.color.rgb_to_lab(target.float())).norm(dim=1).flatten(1).mean(1)

@@ -51,15 +51,18 @@ class PixelShuffle_ICNR(nn.Module):
 
 
 class UnetBlock(nn.Module):
-    """Upsample ``up_in_c`` channels, concatenate the batch-normed skip activation, two convs (notebook 02)."""
+    """Upsample ``up_in_c`` channels, concatenate the batch-normed skip activation, two convs (notebook 02).
+
+    The convs have as many channels as go in (half in the last block, ``final_div=False``), times
+    ``nf_factor``: DeOldify's wider decoder (notebook 07)."""
 
     def __init__(self, up_in_c: int, x_in_c: int, final_div: bool = True, blur: bool = True,
-                 self_attention: bool = False, norm: str | None = None):
+                 self_attention: bool = False, norm: str | None = None, nf_factor: float = 1.0):
         super().__init__()
         self.shuf = PixelShuffle_ICNR(up_in_c, up_in_c // 2, blur=blur, norm=norm)
         self.bn = nn.BatchNorm2d(x_in_c)
         ni = up_in_c // 2 + x_in_c
-        nf = ni if final_div else ni // 2
+        nf = int((ni if final_div else ni // 2) * nf_factor)
         self.relu = nn.ReLU()
         self.conv1 = conv_layer(ni, nf, norm=norm)
         self.conv2 = conv_layer(nf, nf, norm=norm)
@@ -112,13 +115,14 @@ class DynamicUnet(nn.Module):
     ``remove_hooks()`` and when the U-Net is garbage-collected, so an encoder that outlives the U-Net
     does not keep storing activations. ``norm`` applies to every conv of the decoder, the final
     res block included (see ``conv_layer``); under ``"spectral+batch"`` the final res block and the
-    output conv are spectral-normed without BatchNorm, as in DeOldify.
+    output conv are spectral-normed without BatchNorm, as in DeOldify. ``nf_factor`` widens every
+    decoder block (DeOldify's "artistic" ``DynamicUnetDeep``: 1.5; notebook 07).
     """
 
     def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] = (256, 256), in_ch: int = 3,
                  blur: bool = True, blur_final: bool = True, self_attention: bool = False,
                  y_range: tuple[float, float] | None = None, last_cross: bool = True, bottle: bool = False,
-                 norm: str | None = None):
+                 norm: str | None = None, nf_factor: float = 1.0):
         super().__init__()
         self.encoder, self.in_ch = encoder, in_ch
         shapes = _sizes(encoder, img_size, in_ch)
@@ -131,7 +135,8 @@ class DynamicUnet(nn.Module):
         for k, i in enumerate(reversed(self.skip_idxs)):
             final = k == len(self.skip_idxs) - 1
             block = UnetBlock(up_c, shapes[i][1], final_div=not final, blur=blur and (blur_final or not final),
-                              self_attention=self_attention and k == len(self.skip_idxs) - 3, norm=norm)
+                              self_attention=self_attention and k == len(self.skip_idxs) - 3, norm=norm,
+                              nf_factor=nf_factor)
             blocks.append(block)
             up_c = block.conv2[0].out_channels
         self.blocks = nn.ModuleList(blocks)

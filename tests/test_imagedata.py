@@ -244,6 +244,15 @@ def test_image_scores_model_and_bicubic_baseline(photos):
     assert scores["ssim_bicubic"].tolist() == pytest.approx(ssim(base, target).tolist(), rel=1e-5)
     with pytest.raises(ValueError, match="validation loader"):
         image_scores(learn, data.train_dl)
+    from helpers.metrics import colorfulness, delta_e, sharpness
+    more = image_scores(learn, with_sharpness=True, with_color=True)
+    assert set(more) == set(scores) | {f"{k}_{w}" for k in ("sharpness", "colorfulness") for w in ("model", "bicubic", "target")} \
+        | {"deltae_model", "deltae_bicubic"}
+    model = data.denorm(x).clamp(0, 1)
+    assert more["sharpness_target"].tolist() == pytest.approx(sharpness(target).tolist(), rel=1e-5)
+    assert more["colorfulness_model"].tolist() == pytest.approx(colorfulness(model).tolist(), rel=1e-5)
+    assert more["deltae_bicubic"].tolist() == pytest.approx(delta_e(base, target).tolist(), rel=1e-4)
+    assert more["psnr_model"].tolist() == scores["psnr_model"].tolist()
 
 
 # --- pictures ---------------------------------------------------------------------------------------

@@ -48,6 +48,22 @@ def test_decoder_widths_match_the_lesson_summary():
     assert unet.res.convs[0][0].out_channels == 49 and unet.final[0].in_channels == 99
 
 
+def test_deoldify_artistic_decoder_is_1_5_times_wider():
+    # DeOldify's DynamicUnetDeep on resnet34 (nf_factor 1.5, spectral norm + BatchNorm, self-attention):
+    # (512, skip 256) -> 768; (768, 128) -> 768 + attention; (768, 64) -> 672; (672, 64) -> 300; +3 -> 303
+    unet = DynamicUnet(body(), n_out=3, img_size=(64, 64), self_attention=True, y_range=(-3.0, 3.0),
+                       norm="spectral+batch", nf_factor=1.5)
+    widths = [(b.conv1[0].in_channels, b.conv2[0].out_channels) for b in unet.blocks]
+    assert widths == [(512, 768), (512, 768), (448, 672), (400, 300)]
+    assert [isinstance(b.attn, SelfAttention) for b in unet.blocks] == [False, True, False, False]
+    assert unet.res.convs[0][0].in_channels == 303 and unet.final[0].in_channels == 303
+    assert isinstance(unet.blocks[0].conv1[-1], nn.BatchNorm2d)  # spectral-normed conv -> ReLU -> BN
+    plain = DynamicUnet(body(), n_out=3, img_size=(64, 64))
+    assert [b.conv2[0].out_channels for b in plain.blocks] == [512, 384, 256, 96]
+    with torch.no_grad():
+        assert unet.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
 @pytest.mark.parametrize("size", [(360, 480), (100, 130), (64, 64)])
 def test_output_has_the_input_size(size):
     unet = DynamicUnet(body(models.resnet18), n_out=5, img_size=size).eval()

@@ -1,0 +1,90 @@
+"""Colour for colorization: gray copies made as DeOldify makes them, the chroma merge, ``render_factor``.
+
+Introduced in notebook 07 (deoldify). Colour-space conversions are kornia's (YUV with the BT.601
+matrix, CIE Lab under D65); the quality numbers (colorfulness, colour error) are in
+``helpers.metrics``.
+
+DeOldify's inference, which ``colorize`` follows: square the photo to ``render_factor * 16`` pixels,
+colorize that, resize the result back to the photo's size, and keep only its chroma (U, V): the
+luminance (Y) is the original photo's, so no detail is lost to the model's working resolution.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import kornia.color
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from helpers.imagedata import derive_folder, predict_images
+from helpers.memory import reclaim
+
+
+class RenderOutOfMemoryError(RuntimeError):
+    """Colorizing at this ``render_factor`` ran out of memory; a smaller factor needs less (notebook 07)."""
+
+
+def grayscale(src: Path | str, dest: Path | str, quality: int = 95) -> None:
+    """One photo as DeOldify's training input: ``convert('LA').convert('RGB')``, a gray picture in
+    three equal channels, saved at ``quality`` (notebook 07)."""
+    with Image.open(src) as img:
+        img.convert("LA").convert("RGB").save(dest, quality=quality)
+
+
+def grayscale_folder(src: Path | str, dest: Path | str, quality: int = 95, workers: int | None = None) -> Path:
+    """Gray copies of every image below ``src`` under the same names in ``dest``, built in parallel,
+    atomically and reused when present (``derive_folder``); returns ``dest`` (notebook 07)."""
+    return derive_folder(src, dest, lambda s, d: grayscale(s, d, quality), {"quality": quality},
+                         maker="grayscale_folder", desc="gray copies", what="converted to gray", workers=workers)
+
+
+def merge_chroma(color: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+    """The luminance of ``gray`` with the chroma of ``color`` (DeOldify's post-processing) (notebook 07).
+
+    Both (3, H, W) or (N, 3, H, W) in [0, 1]; ``color`` may be smaller and is resized (bilinear) to
+    ``gray``'s size first. YUV with BT.601 weights; the result is clamped to [0, 1], so Y is kept
+    exactly wherever the merged colour lies inside the RGB cube.
+    """
+    batched = gray.dim() == 4
+    color, gray = (color, gray) if batched else (color[None], gray[None])
+    if color.shape[-2:] != gray.shape[-2:]:
+        color = F.interpolate(color.float(), gray.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+    yuv = torch.cat([kornia.color.rgb_to_yuv(gray.float())[:, :1], kornia.color.rgb_to_yuv(color.float())[:, 1:]], 1)
+    out = kornia.color.yuv_to_rgb(yuv).clamp(0, 1)
+    return out if batched else out[0]
+
+
+def render_size(render_factor: int) -> int:
+    """The side of the square a photo is colorized at: ``render_factor * 16`` px (notebook 07)."""
+    if render_factor < 1:
+        raise ValueError(f"render_factor must be a positive integer, got {render_factor}")
+    return render_factor * 16
+
+
+@torch.no_grad()
+def colorize(learn, photo: torch.Tensor, render_factor: int = 35) -> torch.Tensor:
+    """A photo (3, H, W) in [0, 1], gray or not, colorized as DeOldify does: squared to
+    ``render_size(render_factor)``, passed through the generator, resized back and merged with the
+    photo's own luminance (``merge_chroma``); returns (3, H, W) in [0, 1] on the CPU (notebook 07).
+
+    Running out of memory (a GPU's, or the machine's) raises ``RenderOutOfMemoryError``, which names
+    a smaller factor to try; it never returns the input instead.
+    """
+    side = render_size(render_factor)
+    luma = kornia.color.rgb_to_grayscale(photo.float()) if photo.shape[0] == 3 else photo.float()  # BT.601, as PIL's "L"
+    gray = luma.expand(3, -1, -1)
+    x = F.interpolate(gray[None], (side, side), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    try:
+        pred = predict_images(learn, learn.data.prepare(x))
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e) \
+                and "can't allocate memory" not in str(e):
+            raise
+        reclaim(verbose=False)
+        smaller = max(1, render_factor * 3 // 4)
+        raise RenderOutOfMemoryError(
+            f"colorizing at render_factor={render_factor} ({side}x{side} px) ran out of memory on "
+            f"{learn.data.device}; try a smaller render_factor, e.g. {smaller} ({render_size(smaller)}x"
+            f"{render_size(smaller)} px), or free memory (restart the kernel, close other notebooks)") from e
+    return merge_chroma(pred[0].cpu(), gray.cpu())  # the photo's own luminance

@@ -1,0 +1,145 @@
+"""helpers.color and the colour metrics of helpers.metrics (notebook 07, deoldify)."""
+import math
+
+import kornia.color
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from helpers.color import RenderOutOfMemoryError, colorize, grayscale_folder, merge_chroma, render_size
+from helpers.imagedata import ImagePairData, ImagePairLoader
+from helpers.learner import Learner
+from helpers.metrics import colorfulness, delta_e
+
+
+def luma(x):
+    return kornia.color.rgb_to_yuv(x)[..., :1, :, :]
+
+
+def test_merge_chroma_keeps_the_gray_photos_luminance_and_takes_the_colour():
+    torch.manual_seed(0)
+    gray = (0.3 + 0.4 * torch.rand(1, 40, 50)).expand(3, -1, -1)  # mid grays: the merge stays in the RGB cube
+    color = (0.4 + 0.2 * torch.rand(3, 10, 12))  # smaller than the photo: resized first
+    out = merge_chroma(color, gray)
+    assert out.shape == (3, 40, 50)
+    assert (out > 0).all() and (out < 1).all()
+    assert torch.allclose(luma(out), luma(gray), atol=1e-5)  # Y of the output is Y of the input
+    up = F.interpolate(color[None], (40, 50), mode="bilinear", antialias=True)[0]
+    chroma = lambda x: kornia.color.rgb_to_yuv(x)[1:]
+    assert torch.allclose(chroma(out), chroma(up), atol=1e-5)  # U and V are the colour's
+    batch = merge_chroma(color[None].repeat(2, 1, 1, 1), gray[None].repeat(2, 1, 1, 1))
+    assert torch.allclose(batch[1], out, atol=1e-6)
+
+
+def test_lab_and_yuv_round_trip():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(kornia.color.lab_to_rgb(kornia.color.rgb_to_lab(x)), x, atol=1e-4)
+    assert torch.allclose(kornia.color.yuv_to_rgb(kornia.color.rgb_to_yuv(x)), x, atol=1e-5)
+    white = kornia.color.rgb_to_lab(torch.ones(1, 3, 1, 1)).flatten()
+    assert torch.allclose(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.01)  # D65 white point
+
+
+def test_colorfulness_is_zero_for_gray_and_matches_the_formula():
+    gray = torch.rand(2, 1, 8, 8).expand(-1, 3, -1, -1)
+    assert torch.allclose(colorfulness(gray), torch.zeros(2), atol=1e-4)
+    # half pure red, half pure blue: rg = 255 | 0, yb = 127.5 | -255
+    img = torch.zeros(1, 3, 4, 4)
+    img[0, 0, :, :2] = 1
+    img[0, 2, :, 2:] = 1
+    std = math.sqrt(127.5 ** 2 + 191.25 ** 2)  # std of (255, 0) and of (127.5, -255)
+    mean = math.sqrt(127.5 ** 2 + 63.75 ** 2)
+    assert colorfulness(img).item() == pytest.approx(std + 0.3 * mean, rel=1e-5)
+
+
+def test_delta_e_is_the_lab_distance():
+    black, white = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    assert delta_e(white, white).item() == pytest.approx(0, abs=1e-3)
+    assert delta_e(white, black).item() == pytest.approx(100, abs=0.01)  # L* from 100 to 0
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    by_hand = (kornia.color.rgb_to_lab(a) - kornia.color.rgb_to_lab(b)).pow(2).sum(1).sqrt().mean((1, 2))
+    assert torch.allclose(delta_e(a, b), by_hand, atol=1e-4)
+
+
+class Recorder(nn.Module):
+    """Returns a fixed colour (normalised) and remembers the input's shape."""
+
+    def __init__(self, stats):
+        super().__init__()
+        self.stats, self.shapes = stats, []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        mean, std = self.stats
+        red = torch.tensor([0.6, 0.4, 0.4]).view(1, 3, 1, 1).expand_as(x)
+        return (red - mean) / std
+
+
+def learner(model_cls=Recorder):
+    img = torch.rand(3, 20, 20)
+    loader = ImagePairLoader([img], [img], bs=1, size=16, train=False, device=torch.device("cpu"))
+    data = ImagePairData(loader, loader)
+    return Learner(data, model_cls(data.stats), F.l1_loss)
+
+
+def test_colorize_renders_at_render_factor_times_16_and_keeps_the_luminance():
+    assert render_size(7) == 112 and render_size(35) == 560
+    learn = learner()
+    torch.manual_seed(0)
+    photo = (0.3 + 0.4 * torch.rand(1, 50, 70)).expand(3, -1, -1)
+    out = colorize(learn, photo, render_factor=7)
+    assert learn.model.shapes == [(1, 3, 112, 112)]
+    assert out.shape == (3, 50, 70)
+    assert torch.allclose(luma(out), luma(photo), atol=1e-4)
+    assert (out[0] > out[1] + 0.05).all()  # the model's reddish chroma
+    one_channel = colorize(learn, photo[:1], render_factor=2)
+    assert one_channel.shape == (3, 50, 70) and learn.model.shapes[-1] == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="positive"):
+        colorize(learn, photo, render_factor=0)
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("MPS backend out of memory"),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")])
+def test_colorize_out_of_memory_raises_a_clear_error_with_a_smaller_factor(error):
+    class Exhausted(nn.Module):
+        def __init__(self, stats):
+            super().__init__()
+
+        def forward(self, x):
+            raise error
+
+    with pytest.raises(RenderOutOfMemoryError, match=r"render_factor=40 \(640x640 px\).*render_factor, e.g. 30") as info:
+        colorize(learner(Exhausted), torch.rand(3, 30, 30), render_factor=40)
+    assert info.value.__cause__ is error
+
+
+def test_colorize_lets_other_errors_through():
+    class Broken(nn.Module):
+        def __init__(self, stats):
+            super().__init__()
+
+        def forward(self, x):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        colorize(learner(Broken), torch.rand(3, 30, 30), render_factor=2)
+
+
+def test_grayscale_folder_makes_deoldifys_gray_copies(tmp_path):
+    src = tmp_path / "images"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(src / f"p{i}.png")
+    dest = grayscale_folder(src, tmp_path / "gray")
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == ["p0.png", "p1.png", "p2.png"]
+    for i in range(3):
+        got = np.array(Image.open(dest / f"p{i}.png"))
+        assert got.shape == (20, 30, 3)
+        assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()
+        assert (got[..., 0] == np.array(Image.open(src / f"p{i}.png").convert("L"))).all()  # PIL's BT.601 luma
