@@ -360,6 +360,24 @@ class GANLearner:
         return self
 
 
+def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[], float],
+                      higher_is_better: bool = False) -> tuple[dict[int, float], int]:
+    """Load every checkpoint ``saver`` wrote during the fits, call ``score()`` on each (say, the
+    generator's colour error on the validation split), and leave ``learn`` at the best one; returns
+    ({iteration: score}, best iteration) (notebook 07). DeOldify's author picked the checkpoint by
+    eye; this picks it by a number."""
+    if not saver.saved:
+        raise ValueError(f"no checkpoints to score: {saver.name!r} saved none (fewer than {saver.every} iterations?)")
+    scores = {}
+    for it in saver.saved:
+        learn.load(f"{saver.name}_{it}")
+        scores[it] = float(score())
+    pick = max if higher_is_better else min
+    best = pick(scores, key=scores.get)
+    learn.load(f"{saver.name}_{best}")
+    return scores, best
+
+
 @torch.no_grad()
 def critic_accuracy(critic: nn.Module, generator: nn.Module, dl) -> float:
     """How often the critic tells real from generated on held-out pairs (notebook 03): for every item of

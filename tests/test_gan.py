@@ -348,6 +348,27 @@ def test_gan_save_load_round_trip_and_checkpoints_every_n_iterations(tmp_path, m
     assert not all(torch.equal(state[k], v) for k, v in learn.generator.state_dict().items())
 
 
+def test_score_checkpoints_scores_each_and_keeps_the_best(tmp_path, monkeypatch):
+    from helpers.gan import SaveEvery, score_checkpoints
+    monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
+    learn_gen, learn_crit = _pair_learners()
+    saver = SaveEvery(2, "ckpt")
+    learn = GANLearner.from_learners(learn_gen, learn_crit, callbacks=[saver])
+    learn.fit(2, 1e-2)  # 8 iterations
+    first = lambda: next(learn.generator.parameters()).sum().item()
+    by_hand = {}
+    for it in saver.saved:
+        learn.load(f"ckpt_{it}")
+        by_hand[it] = first()
+    scores, best = score_checkpoints(learn, saver, first)
+    assert scores == by_hand and list(scores) == [2, 4, 6, 8]
+    assert best == min(by_hand, key=by_hand.get) and first() == by_hand[best]  # left at the best one
+    scores, best = score_checkpoints(learn, saver, first, higher_is_better=True)
+    assert best == max(by_hand, key=by_hand.get) and first() == by_hand[best]
+    with pytest.raises(ValueError, match="saved none"):
+        score_checkpoints(learn, SaveEvery(100, "none"), first)
+
+
 def test_critic_accuracy_counts_real_and_generated_patches():
     from helpers.gan import critic_accuracy
 
