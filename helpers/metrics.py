@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from helpers.color import merge_chroma
 from helpers.imagedata import predict_images
 
 
@@ -40,7 +41,8 @@ def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tens
 
 
 @torch.no_grad()
-def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False) -> dict[str, torch.Tensor]:
+def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False,
+                 keep_luminance: bool = False) -> dict[str, torch.Tensor]:
     """PSNR and SSIM of the model's output and of bicubic upsampling, each against the target, for
     every item of a loader of image pairs (the whole validation split by default) (notebook 05).
 
@@ -50,6 +52,8 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
     ``colorfulness_bicubic``, ``colorfulness_target`` (notebook 07, where the "bicubic" baseline is the
     gray input itself). The model's output and the target are denormalised (``learn.data.denorm``) and
     clamped to [0, 1]; the bicubic baseline starts from the same window of the input (``dl.inputs``).
+    ``keep_luminance`` scores what DeOldify shows a user: the output's chroma on the input's own
+    luminance (``helpers.color.merge_chroma``; input and target the same size) (notebook 07).
     """
     dl = dl or learn.data.valid_dl.full()
     if dl.shuffle:
@@ -65,6 +69,8 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
     for idx, (x, y) in dl.in_order():
         pred = predict_images(learn, x)
         target = learn.data.denorm(y).clamp(0, 1)
+        if keep_luminance:
+            pred = merge_chroma(pred, learn.data.denorm(x).clamp(0, 1))
         base = torch.cat([bicubic_upsample(lr[None].to(target.device), target.shape[-2:]) for lr in dl.inputs(idx)])
         for name, out in (("model", pred), ("bicubic", base)):
             for score, f in against.items():

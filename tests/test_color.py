@@ -143,3 +143,24 @@ def test_grayscale_folder_makes_deoldifys_gray_copies(tmp_path):
         assert got.shape == (20, 30, 3)
         assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()
         assert (got[..., 0] == np.array(Image.open(src / f"p{i}.png").convert("L"))).all()  # PIL's BT.601 luma
+
+
+def test_image_scores_keep_luminance_scores_the_merged_picture():
+    from helpers.metrics import image_scores
+    torch.manual_seed(0)
+    colour = [0.2 + 0.6 * torch.rand(3, 20, 20) for _ in range(3)]
+    gray = [kornia.color.rgb_to_grayscale(c).expand(3, -1, -1).clone() for c in colour]
+    u8 = lambda t: (t * 255).round().to(torch.uint8)
+    loader = ImagePairLoader([u8(g) for g in gray], [u8(c) for c in colour], bs=2, size=16, train=False,
+                             device=torch.device("cpu"))
+    data = ImagePairData(loader, loader)
+    learn = Learner(data, Recorder(data.stats), F.l1_loss)
+    raw = image_scores(learn, with_color=True)
+    merged = image_scores(learn, with_color=True, keep_luminance=True)
+    x, y = loader.batch(torch.arange(3))
+    g, target = data.denorm(x).clamp(0, 1), data.denorm(y).clamp(0, 1)
+    red = torch.tensor([0.6, 0.4, 0.4]).view(1, 3, 1, 1).expand_as(g)
+    assert merged["deltae_model"].tolist() == pytest.approx(delta_e(merge_chroma(red, g), target).tolist(), rel=1e-4)
+    assert raw["deltae_model"].tolist() == pytest.approx(delta_e(red, target).tolist(), rel=1e-4)
+    assert merged["deltae_bicubic"].tolist() == pytest.approx(raw["deltae_bicubic"].tolist())  # the baseline is not merged
+    assert (merged["deltae_model"] < raw["deltae_model"]).all()  # the right luminance helps
