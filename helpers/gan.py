@@ -140,11 +140,18 @@ def gan_losses(loss_gen: Callable, loss_crit: Callable, weights_gen: tuple[float
 
 class SaveEvery:
     """A GAN callback that saves both models every ``every`` iterations as ``<name>_<iteration>``
-    (DeOldify's ``GANSaveCallback``); ``saved`` lists the iterations (notebook 03)."""
+    (DeOldify's ``GANSaveCallback``); ``saved`` lists the iterations (notebook 03). ``at_start`` also
+    saves the models as they enter the first fit, as iteration 0, so that "no GAN at all" competes
+    with the checkpoints (notebook 07)."""
 
-    def __init__(self, every: int, name: str):
-        self.every, self.name = every, name
+    def __init__(self, every: int, name: str, at_start: bool = False):
+        self.every, self.name, self.at_start = every, name, at_start
         self.saved: list[int] = []
+
+    def before_fit(self, learn: "GANLearner") -> None:
+        if self.at_start and learn.iteration == 0 and 0 not in self.saved:
+            learn.save(f"{self.name}_0")
+            self.saved.append(0)
 
     def after_batch(self, learn: "GANLearner") -> None:
         if learn.iteration % self.every == 0:

@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from helpers.color import merge_chroma
 from helpers.imagedata import predict_images
 
 
@@ -213,15 +214,18 @@ def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = Fals
 
 
 def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None,
-                       row_titles: list[str] | None = None) -> None:
+                       row_titles: list[str] | None = None, keep_luminance: bool = False) -> None:
     """Input / Prediction / Target for validation items spread over the set (or items ``idx``),
     denormalised, as the lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model
-    (notebook 05). ``row_titles`` label the predictions."""
+    (notebook 05). ``row_titles`` label the predictions; ``keep_luminance`` shows the prediction's
+    chroma on the input's luminance, as DeOldify does (``helpers.color.merge_chroma``; notebook 07)."""
     dl = dl or learn.data.valid_dl
     idx = _spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
     rows = len(idx)
     x, y = dl.batch(idx)
-    images = [learn.data.denorm(x).clamp(0, 1), predict_images(learn, x), learn.data.denorm(y).clamp(0, 1)]
+    inputs = learn.data.denorm(x).clamp(0, 1)
+    pred = predict_images(learn, x)
+    images = [inputs, merge_chroma(pred, inputs) if keep_luminance else pred, learn.data.denorm(y).clamp(0, 1)]
     titles = ("Input", "Prediction", "Target")
 
     def title(i: int, j: int) -> str | None:

@@ -164,3 +164,18 @@ def test_image_scores_keep_luminance_scores_the_merged_picture():
     assert raw["deltae_model"].tolist() == pytest.approx(delta_e(red, target).tolist(), rel=1e-4)
     assert merged["deltae_bicubic"].tolist() == pytest.approx(raw["deltae_bicubic"].tolist())  # the baseline is not merged
     assert (merged["deltae_model"] < raw["deltae_model"]).all()  # the right luminance helps
+
+
+def test_show_image_results_keep_luminance_shows_the_merged_picture():
+    from helpers.show import _plt, show_image_results
+    learn = learner()
+    plt = _plt()
+    show_image_results(learn, rows=1, keep_luminance=True)
+    shown = np.asarray(plt.gcf().axes[1].images[0].get_array(), dtype=np.float32)
+    plt.close("all")
+    x, _ = learn.data.valid_dl.batch(torch.tensor([0]))
+    inputs = learn.data.denorm(x).clamp(0, 1)
+    red = torch.tensor([0.6, 0.4, 0.4]).view(1, 3, 1, 1).expand_as(inputs)
+    want = merge_chroma(red, inputs)[0].permute(1, 2, 0).numpy()
+    assert shown.shape == want.shape and np.allclose(shown, want, atol=1e-5)
+    assert not np.allclose(shown, red[0].permute(1, 2, 0).numpy(), atol=0.05)  # not the raw prediction

@@ -352,16 +352,19 @@ def test_score_checkpoints_scores_each_and_keeps_the_best(tmp_path, monkeypatch)
     from helpers.gan import SaveEvery, score_checkpoints
     monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
     learn_gen, learn_crit = _pair_learners()
-    saver = SaveEvery(2, "ckpt")
+    saver = SaveEvery(2, "ckpt", at_start=True)
     learn = GANLearner.from_learners(learn_gen, learn_crit, callbacks=[saver])
+    start = next(learn.generator.parameters()).sum().item()
     learn.fit(2, 1e-2)  # 8 iterations
+    learn.fit(1, 1e-2)  # 4 more: no second iteration 0
     first = lambda: next(learn.generator.parameters()).sum().item()
     by_hand = {}
     for it in saver.saved:
         learn.load(f"ckpt_{it}")
         by_hand[it] = first()
     scores, best = score_checkpoints(learn, saver, first)
-    assert scores == by_hand and list(scores) == [2, 4, 6, 8]
+    assert scores == by_hand and list(scores) == [0, 2, 4, 6, 8, 10, 12]
+    assert scores[0] == start  # the models as they entered the first fit
     assert best == min(by_hand, key=by_hand.get) and first() == by_hand[best]  # left at the best one
     scores, best = score_checkpoints(learn, saver, first, higher_is_better=True)
     assert best == max(by_hand, key=by_hand.get) and first() == by_hand[best]
