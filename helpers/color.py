@@ -77,7 +77,7 @@ def colorize(learn, photo: torch.Tensor, render_factor: int = 35) -> torch.Tenso
     x = F.interpolate(gray[None], (side, side), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
     try:
         pred = predict_images(learn, learn.data.prepare(x))
-    except (torch.OutOfMemoryError, RuntimeError) as e:
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is one; MPS and the CPU allocator say it in words
         if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e) \
                 and "can't allocate memory" not in str(e):
             raise

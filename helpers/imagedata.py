@@ -237,13 +237,15 @@ class ImagePairLoader(TensorLoader):
         self.names = names  # each item's file name relative to its folder, where known (save_preds)
         self.stats = tuple(s.view(1, -1, 1, 1).to(self.device) for s in stats)
 
+    def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``i``'s input and target on the device, before a window is cut (notebook 05)."""
+        return self.x[i].to(self.device, non_blocking=True), self.y[i].to(self.device, non_blocking=True)
+
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Items ``idx`` as one batch, transformed as this loader does (notebook 05)."""
         xs, ys = [], []
         for i in torch.as_tensor(idx).tolist():
-            x = self.x[i].to(self.device, non_blocking=True)
-            y = self.y[i].to(self.device, non_blocking=True)
-            x, y = pair_transform(x, y, self.size, self.shuffle, self.max_zoom, self.p_zoom)
+            x, y = pair_transform(*self.pair(i), self.size, self.shuffle, self.max_zoom, self.p_zoom)
             xs.append(x)
             ys.append(y)
         mean, std = self.stats
@@ -360,20 +362,15 @@ class CriticLoader(ImagePairLoader):
     generated picture was made from (``save_preds``), so within a pair only the maker differs. A batch
     holds the ``bs`` photos' generated pictures, then their real ones (notebook 03)."""
 
+    def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        fake, real = super().pair(i)
+        top, left, s = center_square(*real.shape[-2:])
+        return fake, real[:, top:top + s, left:left + s]
+
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fakes, reals = [], []
-        for i in torch.as_tensor(idx).tolist():
-            fake = self.x[i].to(self.device, non_blocking=True)
-            real = self.y[i].to(self.device, non_blocking=True)
-            top, left, s = center_square(*real.shape[-2:])
-            fake, real = pair_transform(fake, real[:, top:top + s, left:left + s], self.size, self.shuffle,
-                                        self.max_zoom, self.p_zoom)
-            fakes.append(fake)
-            reals.append(real)
-        mean, std = self.stats
-        x = (torch.stack(fakes + reals) / 255 - mean) / std
-        y = torch.cat([torch.zeros(len(fakes)), torch.ones(len(reals))]).to(x.device)
-        return x, y
+        fakes, reals = super().batch(idx)
+        y = torch.cat([torch.zeros(len(fakes)), torch.ones(len(reals))]).to(fakes.device)
+        return torch.cat([fakes, reals]), y
 
 
 def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int, valid_pct: float = 0.1,

@@ -87,8 +87,7 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
     detail (edges, texture) a picture has, which PSNR does not reward; a blurred photo scores lower
     than the original (notebook 03). Luminance with ITU-R BT.601 weights; the 3x3 Laplacian over the
     interior (no padding)."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
-    gray = (images.float() * weights).sum(1, keepdim=True)
+    gray = kornia.color.rgb_to_grayscale(images.float())  # BT.601: 0.299 R + 0.587 G + 0.114 B
     lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=images.device).view(1, 1, 3, 3)
     return F.conv2d(gray, lap).flatten(1).var(1)
 
