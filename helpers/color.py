@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers.imagedata import derive_folder, predict_images
+from helpers.folders import derive_folder
+from helpers.imagedata import predict_images
 from helpers.memory import reclaim
 
 

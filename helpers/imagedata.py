@@ -1,143 +1,43 @@
-"""Image-to-image data: resized copies of a photo folder, (input, target) pairs, joint transforms.
+"""Image-to-image data: (input, target) pairs of photos, batched on the device with joint transforms.
 
 Introduced in notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it. The
 steps follow the lesson::
 
-    resize_folder(path_hr, path_lr, 96)                       # the lesson's resize_one, in parallel
-    data = image_pair_data(path_lr, path_hr, size=128, bs=32)  # x: low-res file, y: same name in path_hr
+    resize_folder(path_hr, path_lr, 96)        # helpers.folders: the lesson's resize_one, in parallel
+    data = image_pair_data(path_lr, path_hr, size=128, bs=32, tfms=get_transforms(max_zoom=2.))
 
-Photos vary in size, so each is decoded once at its working size (inputs as they are, targets with
-their shorter side at most ``hr_size``) and kept in memory as its own uint8 tensor. A batch picks one
-square window per photo, in coordinates relative to the photo, and cuts it from input and target
-alike: ``torchvision.ops.roi_align`` resamples both to ``size`` x ``size`` (bilinear when enlarging,
-averaging the pixels when shrinking), so the input (96 px on its short side) is upsampled and the
-target downsampled from the same place. Training windows are random (position, zoom up to
-``max_zoom``, horizontal flip); validation windows are the centred square. Input and target are both
-normalised with ImageNet statistics (the lesson's ``normalize(imagenet_stats, do_y=True)``);
-``data.denorm`` undoes it for display.
+x is a photo of ``path_x``, y the photo of the same name in ``path_y``. Each is decoded once (inputs as
+they are, targets with their shorter side at most ``hr_size``) into a ``PhotoStack`` on the training
+device, and every batch is cut from it in one operation (``helpers.augment.cut``): training windows
+are random (``tfms``: position, zoom, flip, warp, rotation and lighting, the same for input and
+target), validation windows are the centred square. The input (96 px on its short side) is upsampled
+and the target downsampled from the same place. Both are normalised with ImageNet statistics (the
+lesson's ``normalize(imagenet_stats, do_y=True)``); ``data.denorm`` undoes it for display.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from itertools import repeat
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.ops import roi_align
 
 from helpers import config
-from helpers.data import (IMAGENET_STATS, DataBunch, ImageList, TensorLoader, profile_subset, raise_failures,
-                          read_all, read_short_side)
+from helpers.augment import NO_AUGMENT, Augment, Params, PhotoStack, center_boxes, cut, lighting
+from helpers.data import (IMAGENET_STATS, DataBunch, ImageList, TensorLoader, profile_subset, read_all,
+                          read_short_side)
+from helpers.folders import building
 from helpers.progress import progress_bar
 
-MARKER = ".resize_folder.json"  # derive_folder writes it last into a resized copy: no marker, no reuse
 
-
-# --- derived folders: resized copies (the lesson's resize_one), crappified copies --------------------
-def short_side_size(w: int, h: int, size: int) -> tuple[int, int]:
-    """(width, height) with the shorter side ``size`` and the aspect kept, the longer side rounded: the
-    lesson's ``resize_to(img, size, use_min=True)`` (notebook 05)."""
-    scale = size / min(w, h)
-    return (size, round(h * scale)) if w <= h else (round(w * scale), size)
-
-
-def resize_one(src: Path | str, dest: Path | str, size: int, quality: int = 60) -> None:
-    """Save ``src`` as ``dest`` with its shorter side ``size`` px (aspect kept, enlarged if smaller),
-    bilinear, RGB; JPEG files at ``quality`` (notebook 05)."""
-    with Image.open(src) as img:
-        img.convert("RGB").resize(short_side_size(*img.size, size), Image.BILINEAR).save(dest, quality=quality)
-
-
-def _make_or_error(make_one: Callable[[Path, Path], object], src: Path, dest: Path) -> str | None:
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        make_one(src, dest)
-        return None
-    except Exception as exc:  # noqa: BLE001 - every failure is reported by path
-        return f"{src}: {type(exc).__name__}: {exc}"
-
-
-def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, Path], object], params: dict,
-                  maker: str, desc: str, what: str, workers: int | None = None) -> Path:
-    """``make_one(src_file, dest_file)`` for every image below ``src``, under the same relative paths in
-    ``dest``; returns ``dest``. The machinery of ``resize_folder`` (notebook 05) and ``crappify_folder``
-    (notebook 03).
-
-    Built in parallel threads with a progress bar (``desc``), in a temporary folder beside ``dest`` that
-    is renamed into place only when every image is done, with a marker file ``.<maker>.json`` holding
-    ``params``, the source folder and the list of source files. ``dest`` is reused when its marker
-    matches; built by ``maker`` with other parameters, it is rebuilt; any other existing folder is an
-    error. An interrupted build leaves no ``dest`` behind, so it is never reused. Images that fail are
-    all reported by path (``ImageDecodeError``: "could not be ``what``").
-    """
-    src, dest = Path(src), Path(dest)
-    items = ImageList.from_folder(src).items
-    names = hashlib.sha1()
-    for p in items:
-        names.update(f"{p.relative_to(src)}:{p.stat().st_size}\n".encode())
-    params = {"source": os.path.relpath(src, dest.parent), **params, "files": len(items),
-              "files_sha1": names.hexdigest()}
-    marker = f".{maker}.json"
-    if dest.exists():
-        if not (dest / marker).is_file():
-            raise FileExistsError(f"{dest} exists but was not made by {maker} (no {marker}); "
-                                  f"remove it or choose another folder")
-        if json.loads((dest / marker).read_text()) == params:
-            return dest
-        print(f"{dest.name}: made with other parameters or from other files; rebuilding")
-    with building(dest) as new:
-        pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL decodes, resizes and encodes outside the GIL
-        try:
-            jobs = pool.map(_make_or_error, repeat(make_one), items, [new / p.relative_to(src) for p in items])
-            results = list(progress_bar(jobs, total=len(items), desc=desc))
-        finally:
-            pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
-        raise_failures([r for r in results if r is not None], len(items), what)
-        (new / marker).write_text(json.dumps(params, indent=1) + "\n")
-    return dest
-
-
-@contextmanager
-def building(dest: Path | str):
-    """Yields a fresh temporary folder beside ``dest``; when the block ends without an error the folder
-    replaces ``dest`` (an older ``dest`` goes), otherwise it is removed and ``dest`` stays as it was
-    (notebook 05). Nothing half-written is ever found at ``dest``."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
-    try:
-        new = work / dest.name
-        new.mkdir()
-        yield new
-        if dest.exists():  # the old copy leaves with the temporary folder
-            os.replace(dest, work / "old")
-        os.replace(new, dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 60,
-                  workers: int | None = None) -> Path:
-    """A copy of every image below ``src`` with its shorter side ``size`` px (``resize_one``), under the
-    same relative paths in ``dest``; returns ``dest`` (notebook 05).
-
-    Built by ``derive_folder``: in parallel, atomically, with a marker file holding the parameters
-    (source, size, quality, the list of source files); reused when the marker matches, rebuilt when this
-    function made it with other parameters; images that fail are all reported by path
-    (``ImageDecodeError``).
-    """
-    return derive_folder(src, dest, lambda s, d: resize_one(s, d, size, quality),
-                         {"size": size, "quality": quality, "resample": "bilinear"}, "resize_folder",
-                         f"resizing to {size} px", "resized", workers)
+def get_transforms(max_zoom: float = 1.1, max_rotate: float = 10.0, max_warp: float = 0.2,
+                   max_lighting: float = 0.2, p_affine: float = 0.75, p_lighting: float = 0.75,
+                   do_flip: bool = True) -> Augment:
+    """fastai v1's ``get_transforms`` with its defaults, as the random joint transforms of an image-pair
+    loader (``helpers.augment.Augment``) (notebook 05)."""
+    return Augment(max_zoom=max_zoom, p_zoom=p_affine, do_flip=do_flip, max_rotate=max_rotate, max_warp=max_warp,
+                   max_lighting=max_lighting, p_affine=p_affine, p_lighting=p_lighting)
 
 
 # --- pairs and split -----------------------------------------------------------------------------
@@ -165,91 +65,34 @@ def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[l
     return [i for i in range(n) if i not in chosen], valid
 
 
-# --- joint transforms ----------------------------------------------------------------------------
-Box = tuple[float, float, float, float]  # (left, top, right, bottom) as fractions of the width / height
-
-
-def center_square(h: int, w: int) -> tuple[int, int, int]:
-    """(top, left, side) of the centred square of an ``h`` x ``w`` image, on whole pixels (notebook 05)."""
-    s = min(h, w)
-    return (h - s) // 2, (w - s) // 2, s
-
-
-def center_box(h: int, w: int) -> Box:
-    """``center_square`` as fractions of the image (notebook 05)."""
-    top, left, s = center_square(h, w)
-    return left / w, top / h, (left + s) / w, (top + s) / h
-
-
-def random_box(h: int, w: int, max_zoom: float = 2.0, p_zoom: float = 0.75,
-               generator: torch.Generator | None = None) -> Box:
-    """A random square of an ``h`` x ``w`` image, as fractions: side ``min(h, w) / zoom`` with ``zoom``
-    uniform in [1, ``max_zoom``] (with probability ``p_zoom``, else 1), at a uniform position
-    (notebook 05)."""
-    u = torch.rand(4, generator=generator).tolist()
-    zoom = 1 + (max_zoom - 1) * u[0] if u[1] < p_zoom else 1.0
-    s = min(h, w) / zoom
-    top, left = (h - s) * u[2], (w - s) * u[3]
-    return left / w, top / h, (left + s) / w, (top + s) / h
-
-
-def crop_resize(img: torch.Tensor, box: Box, size: int, flip: bool = False) -> torch.Tensor:
-    """The window ``box`` of an image (C, H, W) resampled to (C, size, size), float, same scale as the
-    input (notebook 05). ``roi_align`` with pixel-centre alignment: bilinear when enlarging, the mean
-    of a grid of bilinear samples per output pixel when shrinking (no aliasing); ``flip`` mirrors it."""
-    h, w = img.shape[-2:]
-    left, top, right, bottom = box
-    rois = torch.tensor([[0, left * w, top * h, right * w, bottom * h]], dtype=torch.float32, device=img.device)
-    out = roi_align(img[None].float(), rois, output_size=(size, size), sampling_ratio=-1, aligned=True)[0]
-    return out.flip(-1) if flip else out
-
-
-def pair_transform(x: torch.Tensor, y: torch.Tensor, size: int, train: bool, max_zoom: float = 2.0,
-                   p_zoom: float = 0.75) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input and target (each (C, H, W), any resolutions of the same picture) cut at the same window
-    and flipped alike, both resampled to ``size`` x ``size`` (notebook 05). The window is chosen on
-    the input's grid: random in training (``random_box``, flip with probability 1/2), centred otherwise."""
-    box, flip = choose_window(*x.shape[-2:], train, max_zoom, p_zoom)
-    return crop_resize(x, box, size, flip), crop_resize(y, box, size, flip)
-
-
-def choose_window(h: int, w: int, train: bool, max_zoom: float = 2.0, p_zoom: float = 0.75) -> tuple[Box, bool]:
-    """(window, flip) for an ``h`` x ``w`` image: random (``random_box``, flip with probability 1/2) in
-    training, the centred square without flip otherwise (notebook 05)."""
-    if not train:
-        return center_box(h, w), False
-    return random_box(h, w, max_zoom, p_zoom), bool(torch.rand(()) < 0.5)
-
-
 # --- loaders -----------------------------------------------------------------------------------
 class ImagePairLoader(TensorLoader):
-    """Batches of (input, target) images, both normalised, cut from per-photo uint8 tensors of any
-    size; training loaders shuffle, drop the last partial batch and transform randomly (notebook 05)."""
+    """Batches of (input, target) images, both normalised, cut from two ``PhotoStack``s of the same photos
+    at two resolutions; training loaders shuffle, drop the last partial batch and transform randomly with
+    ``tfms``, validation loaders cut the centred square (notebook 05)."""
 
-    def __init__(self, x: list[torch.Tensor], y: list[torch.Tensor], bs: int, size: int, train: bool,
+    def __init__(self, x: PhotoStack, y: PhotoStack, bs: int, size: int, train: bool,
                  stats: tuple[torch.Tensor, torch.Tensor] = IMAGENET_STATS, device: torch.device | None = None,
-                 max_batches: int | None = None, max_zoom: float = 2.0, p_zoom: float = 0.75,
-                 names: list[str] | None = None):
+                 max_batches: int | None = None, tfms: Augment = NO_AUGMENT, names: list[str] | None = None):
         if len(x) != len(y):
             raise ValueError(f"{len(x)} inputs but {len(y)} targets")
         super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
-        self.size, self.max_zoom, self.p_zoom = size, max_zoom, p_zoom
+        self.size, self.augment = size, tfms
         self.names = names  # each item's file name relative to its folder, where known (save_preds)
         self.stats = tuple(s.view(1, -1, 1, 1).to(self.device) for s in stats)
 
-    def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item ``i``'s input and target on the device, before a window is cut (notebook 05)."""
-        return self.x[i].to(self.device, non_blocking=True), self.y[i].to(self.device, non_blocking=True)
+    def params(self, idx: torch.Tensor) -> Params:
+        """The windows and transforms of items ``idx``: random in training, the centred square otherwise,
+        planned on the inputs' sizes (notebook 05)."""
+        sizes = self.x.sizes[torch.as_tensor(idx).cpu()]
+        return self.augment.sample(sizes) if self.shuffle else Params.plain(center_boxes(sizes))
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Items ``idx`` as one batch, transformed as this loader does (notebook 05)."""
-        xs, ys = [], []
-        for i in torch.as_tensor(idx).tolist():
-            x, y = pair_transform(*self.pair(i), self.size, self.shuffle, self.max_zoom, self.p_zoom)
-            xs.append(x)
-            ys.append(y)
+        params = self.params(idx)
         mean, std = self.stats
-        return (torch.stack(xs) / 255 - mean) / std, (torch.stack(ys) / 255 - mean) / std
+        x, y = (lighting(cut(s, idx, params, self.size).to(self.device) / 255, params) for s in (self.x, self.y))
+        return (x - mean) / std, (y - mean) / std
 
     def in_order(self):
         """``(idx, (x, y))`` for each batch of the items in their order, the last one partial, without
@@ -263,11 +106,14 @@ class ImagePairLoader(TensorLoader):
     def inputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """The validation windows of items ``idx`` at the inputs' own resolution, float in [0, 1]: what
         a baseline such as bicubic upsampling starts from (notebook 05)."""
-        out = []
-        for i in torch.as_tensor(idx).tolist():
-            top, left, s = center_square(*self.x[i].shape[-2:])
-            out.append(self.x[i][:, top:top + s, left:left + s].float() / 255)
-        return out
+        return [center_square(self.x.item(i)).float() / 255 for i in torch.as_tensor(idx).tolist()]
+
+
+def center_square(img: torch.Tensor) -> torch.Tensor:
+    """The centred square of an image (C, H, W), on whole pixels (notebook 05)."""
+    s = min(img.shape[-2:])
+    top, left = (img.shape[-2] - s) // 2, (img.shape[-1] - s) // 2
+    return img[:, top:top + s, left:left + s]
 
 
 class ImagePairData(DataBunch):
@@ -280,7 +126,6 @@ class ImagePairData(DataBunch):
                 f"pairs; {t.size}x{t.size} px")
 
 
-
 def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torch.Tensor]:
     """RGB photos as uint8 tensors (3, H, W), each shrunk so its shorter side is at most ``short_side``
     (``None``: as they are), in parallel; undecodable files are reported by path (notebook 05)."""
@@ -289,27 +134,31 @@ def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torc
 
 
 def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, valid_pct: float = 0.1,
-                    seed: int = 42, hr_size: int | None = None, max_zoom: float = 2.0, p_zoom: float = 0.75,
+                    seed: int = 42, hr_size: int | None = None, tfms: Augment | None = None,
                     max_batches: int | None = None, valid_batches: int | None = None,
                     device: torch.device | None = None) -> ImagePairData:
     """The lesson's ``ImageImageList.from_folder(path_x).split_by_rand_pct(valid_pct, seed)
-    .label_from_func(lambda x: path_y/x.name)`` with ``get_transforms(max_zoom=2.)``, ``size``,
-    ``tfm_y=True`` and ``normalize(imagenet_stats, do_y=True)`` (notebook 05).
+    .label_from_func(lambda x: path_y/x.name)`` with ``transform(tfms, size, tfm_y=True)`` and
+    ``normalize(imagenet_stats, do_y=True)`` (notebook 05). ``tfms`` defaults to the lesson's
+    ``get_transforms(max_zoom=2.)``.
 
     Inputs are kept at their own size, targets with their shorter side at most ``hr_size`` (default
     ``max_zoom * size``, so a zoomed window keeps its detail). The profile may cap the training items;
     ``max_batches`` caps the training batches per epoch and ``valid_batches`` the validation batches
     scored after each epoch (spread over the set).
     """
+    tfms = tfms or get_transforms(max_zoom=2.0)
+    device = device or config.device()
     xs, ys = image_pairs(path_x, path_y)
     train_idx, valid_idx = split_by_rand_pct(len(xs), valid_pct, seed)
     train_idx = [train_idx[i] for i in profile_subset(len(train_idx), config.profile().max_train_items)]
-    hr = hr_size or round(max_zoom * size)
+    hr = hr_size or round(max(1.0, tfms.max_zoom) * size)
 
     def loader(idx: list[int], train: bool) -> ImagePairLoader:
-        x, y = decode_at([xs[i] for i in idx]), decode_at([ys[i] for i in idx], hr)
+        x = PhotoStack.from_list(decode_at([xs[i] for i in idx]), device)
+        y = PhotoStack.from_list(decode_at([ys[i] for i in idx], hr), device)
         return ImagePairLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
-                               max_zoom, p_zoom, names=[str(xs[i].relative_to(path_x)) for i in idx])
+                               tfms, names=[str(xs[i].relative_to(path_x)) for i in idx])
 
     return ImagePairData(loader(train_idx, True), loader(valid_idx, False))
 
@@ -362,11 +211,6 @@ class CriticLoader(ImagePairLoader):
     generated picture was made from (``save_preds``), so within a pair only the maker differs. A batch
     holds the ``bs`` photos' generated pictures, then their real ones (notebook 03)."""
 
-    def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        fake, real = super().pair(i)
-        top, left, s = center_square(*real.shape[-2:])
-        return fake, real[:, top:top + s, left:left + s]
-
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fakes, reals = super().batch(idx)
         y = torch.cat([torch.zeros(len(fakes)), torch.ones(len(reals))]).to(fakes.device)
@@ -374,26 +218,30 @@ class CriticLoader(ImagePairLoader):
 
 
 def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int, valid_pct: float = 0.1,
-                seed: int = 42, max_zoom: float = 2.0, max_batches: int | None = None,
+                seed: int = 42, tfms: Augment | None = None, max_batches: int | None = None,
                 valid_batches: int | None = None, device: torch.device | None = None) -> ImagePairData:
     """The critic's data, the lesson's ``get_crit_data([name_gen, 'images'], bs, size)`` split by photo:
     every picture of ``path_gen`` (the generator's, label 0) with the photo of the same name in
     ``path_real`` (label 1), ``valid_pct`` of the *photos* held out (``seed``), batches of ``bs``
-    pictures, half generated and half real from the same photos at the same windows (``CriticLoader``).
+    pictures, half generated and half real from the same photos at the same windows and transforms
+    (``CriticLoader``; ``tfms`` defaults to the lesson's ``get_transforms(max_zoom=2.)``).
 
     The lesson split the files at random, so a photo's real version could train the critic while its
     generated version validated it, and a batch mixed unrelated photos; pairing makes content useless
     as a clue, and the critic leaves chance sooner (README, "03 · superres-gan") (notebook 03)."""
     if bs < 2 or bs % 2:
         raise ValueError(f"bs must be even (half generated, half real), got {bs}")
+    tfms = tfms or get_transforms(max_zoom=2.0)
+    device = device or config.device()
     fakes, reals = image_pairs(path_gen, path_real)
     train_idx, valid_idx = split_by_rand_pct(len(fakes), valid_pct, seed)
-    hr = round(max(2.0, max_zoom) * size)
+    hr = round(max(2.0, tfms.max_zoom) * size)
 
     def loader(idx: list[int], train: bool) -> CriticLoader:
-        x, y = decode_at([fakes[i] for i in idx]), decode_at([reals[i] for i in idx], hr)
+        squares = [center_square(p) for p in decode_at([reals[i] for i in idx], hr)]
+        x, y = PhotoStack.from_list(decode_at([fakes[i] for i in idx]), device), PhotoStack.from_list(squares, device)
         return CriticLoader(x, y, bs // 2, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
-                            max_zoom, 0.75, names=[str(fakes[i].relative_to(path_gen)) for i in idx])
+                            tfms, names=[str(fakes[i].relative_to(path_gen)) for i in idx])
 
     data = ImagePairData(loader(train_idx, True), loader(valid_idx, False))
     data.classes = [Path(path_gen).name, Path(path_real).name]

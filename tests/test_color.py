@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from helpers.color import RenderOutOfMemoryError, colorize, grayscale_folder, merge_chroma, render_size
+from helpers.augment import PhotoStack
 from helpers.imagedata import ImagePairData, ImagePairLoader
 from helpers.learner import Learner
 from helpers.metrics import colorfulness, delta_e
@@ -80,8 +81,8 @@ class Recorder(nn.Module):
 
 
 def learner(model_cls=Recorder):
-    img = torch.rand(3, 20, 20)
-    loader = ImagePairLoader([img], [img], bs=1, size=16, train=False, device=torch.device("cpu"))
+    img = PhotoStack.from_list([torch.randint(0, 256, (3, 20, 20), dtype=torch.uint8)])
+    loader = ImagePairLoader(img, img, bs=1, size=16, train=False, device=torch.device("cpu"))
     data = ImagePairData(loader, loader)
     return Learner(data, model_cls(data.stats), F.l1_loss)
 
@@ -151,8 +152,8 @@ def test_image_scores_keep_luminance_scores_the_merged_picture():
     colour = [0.2 + 0.6 * torch.rand(3, 20, 20) for _ in range(3)]
     gray = [kornia.color.rgb_to_grayscale(c).expand(3, -1, -1).clone() for c in colour]
     u8 = lambda t: (t * 255).round().to(torch.uint8)
-    loader = ImagePairLoader([u8(g) for g in gray], [u8(c) for c in colour], bs=2, size=16, train=False,
-                             device=torch.device("cpu"))
+    loader = ImagePairLoader(PhotoStack.from_list([u8(g) for g in gray]), PhotoStack.from_list([u8(c) for c in colour]),
+                             bs=2, size=16, train=False, device=torch.device("cpu"))
     data = ImagePairData(loader, loader)
     learn = Learner(data, Recorder(data.stats), F.l1_loss)
     raw = image_scores(learn, with_color=True)

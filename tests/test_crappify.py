@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from helpers import crappify as crappify_module
-from helpers.crappify import crappify, crappify_folder
+from helpers.crappify import crappify, crappify_folder, stamp_boxes
 from helpers.data import ImageDecodeError
 
 SIZES = [(150, 200), (200, 120), (128, 128), (110, 170), (180, 100), (160, 140)]
@@ -58,7 +58,7 @@ def pixels(path) -> np.ndarray:
 def test_crappify_follows_the_recipe(tmp_path, mode):
     src, dest = tmp_path / "pet.png", tmp_path / "crappy.jpg"
     photo(3, 150, 200).convert(mode).save(src)
-    q = crappify(src, dest)
+    q = crappify(src, dest)["quality"]
     with Image.open(dest) as img:
         assert img.size == (96, 128) and img.mode == "RGB"  # shorter side 96, aspect kept
     assert 10 <= q <= 70 and jpeg_quality(dest) == q
@@ -73,12 +73,15 @@ def test_the_number_is_drawn_in_white_in_the_top_left_quarter(tmp_path):
     src, dest, plain = tmp_path / "pet.png", tmp_path / "crappy.jpg", tmp_path / "plain.jpg"
     photo(3, 150, 200).save(src)
     for seed in range(6):
-        q = crappify(src, dest, seed=seed)
+        stamp = crappify(src, dest, seed=seed)
         # the same recipe without the text
-        Image.open(src).convert("RGB").resize((96, 128), Image.BILINEAR).save(plain, "JPEG", quality=q)
+        Image.open(src).convert("RGB").resize((96, 128), Image.BILINEAR).save(plain, "JPEG", quality=stamp["quality"])
         diff = np.abs(pixels(dest) - pixels(plain)).max(-1)
         ys, xs = np.nonzero(diff > 100)
         assert len(ys) > 5, "white text is drawn"
+        left, top, right, bottom = stamp["box"]
+        assert left <= xs.min() and xs.max() < right and top <= ys.min() and ys.max() < bottom, "the box holds the text"
+        assert (right - left) * (bottom - top) < 300, "and little else"
         # glyphs start up to 3 px right of and 2 px below the point they are drawn at, and are ~10 px
         assert xs.min() <= 96 // 2 + 4 and ys.min() <= 128 // 2 + 4, "drawn at a point of the top-left quarter"
         assert xs.max() < 96 // 2 + 16 and ys.max() < 128 // 2 + 16, "a short number"
@@ -88,7 +91,7 @@ def test_the_number_is_drawn_in_white_in_the_top_left_quarter(tmp_path):
 def test_quality_draws_cover_10_to_70_inclusive(tmp_path):
     src = tmp_path / "tiny.png"
     photo(0, 8, 8).save(src)
-    qs = {crappify(src, tmp_path / "out.jpg", key=str(k), size=8) for k in range(500)}
+    qs = {crappify(src, tmp_path / "out.jpg", key=str(k), size=8)["quality"] for k in range(500)}
     assert qs == set(range(10, 71))
 
 
@@ -97,7 +100,7 @@ def test_crappify_is_deterministic_for_a_seed_and_key(tmp_path):
     photo(1, 120, 160).save(src)
     runs = [(crappify(src, tmp_path / f"{i}.jpg", seed=7), (tmp_path / f"{i}.jpg").read_bytes()) for i in range(2)]
     assert runs[0] == runs[1]
-    others = {crappify(src, tmp_path / "x.jpg", seed=7, key=f"other/{k}") for k in range(6)}
+    others = {crappify(src, tmp_path / "x.jpg", seed=7, key=f"other/{k}")["quality"] for k in range(6)}
     assert len(others) > 1, "the key (the photo's relative path) changes the draws"
 
 
@@ -116,8 +119,10 @@ def test_crappify_folder_is_reproducible_whatever_the_order_and_seed_matters(pho
     other = crappify_folder(photos, photos.parent / "crappy-c", seed=2)
     assert all(10 <= q <= 70 for q in qualities) and len(set(qualities)) > 1
     assert [jpeg_quality(p) for p in sorted(other.rglob("*.jpg"))] != qualities, "another seed, other qualities"
-    marker = json.loads((other / ".crappify_folder.json").read_text())
+    marker = json.loads((other / ".crappify_folder.json").read_text())["params"]
     assert marker["seed"] == 2 and marker["size"] == 96 and marker["quality"] == [10, 70] and marker["files"] == 6
+    boxes = stamp_boxes(other)
+    assert sorted(boxes) == sorted(_built(other)) and all(len(b) == 4 for b in boxes.values())
 
 
 def test_crappify_folder_reuses_and_rebuilds_on_another_seed(photos, monkeypatch):
@@ -126,7 +131,7 @@ def test_crappify_folder_reuses_and_rebuilds_on_another_seed(photos, monkeypatch
     monkeypatch.setattr(crappify_module, "crappify", lambda *a: calls.append(a) or real(*a))
     assert crappify_folder(photos, dest) == dest and calls == [], "same parameters, same files: reused"
     crappify_folder(photos, dest, seed=3)
-    assert len(calls) == len(SIZES) and json.loads((dest / ".crappify_folder.json").read_text())["seed"] == 3
+    assert len(calls) == len(SIZES) and json.loads((dest / ".crappify_folder.json").read_text())["params"]["seed"] == 3
     assert not list(photos.parent.glob(".tmp-*")), "no temporary folder left behind"
 
 

@@ -248,6 +248,7 @@ def test_accuracy_thresh_expand_against_a_hand_computation():
 # --- GANLearner.from_learners: the super-resolution GAN's set-up (notebook 03) ---------------------------
 def _pair_learners(n_grid=4):
     import torch.nn.functional as F
+    from helpers.augment import PhotoStack
     from helpers.imagedata import ImagePairData, ImagePairLoader
     from helpers.learner import Learner
     from helpers.losses import AdaptiveLoss
@@ -255,8 +256,12 @@ def _pair_learners(n_grid=4):
     xs = [torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8) for _ in range(12)]
     ys = [torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8) for _ in range(12)]
     cpu = torch.device("cpu")
-    data = ImagePairData(ImagePairLoader(xs[:8], ys[:8], bs=2, size=16, train=True, device=cpu),
-                         ImagePairLoader(xs[8:], ys[8:], bs=2, size=16, train=False, device=cpu))
+
+    def stack(items):
+        return PhotoStack.from_list(items)
+
+    data = ImagePairData(ImagePairLoader(stack(xs[:8]), stack(ys[:8]), bs=2, size=16, train=True, device=cpu),
+                         ImagePairLoader(stack(xs[8:]), stack(ys[8:]), bs=2, size=16, train=False, device=cpu))
     gen = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1))
     crit = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3), nn.Flatten())
     learn_gen = Learner(data, gen, F.mse_loss, layer_groups=[gen[0], gen[1]])

@@ -1,7 +1,5 @@
-"""helpers.imagedata: resized copies built atomically and reused only when complete, pairs matched by
-name, joint transforms that keep input and target aligned, the loaders; helpers.metrics against hand
-computations; the image-to-image pictures."""
-import json
+"""helpers.imagedata: pairs matched by name, the loaders; helpers.metrics against hand computations; the
+image-to-image pictures."""
 
 import numpy as np
 import pytest
@@ -10,10 +8,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from helpers import imagedata
-from helpers.data import ImageDecodeError
-from helpers.imagedata import (MARKER, center_box, crop_resize, decode_at, image_pair_data, image_pairs, pair_transform,
-                               resize_folder, split_by_rand_pct)
+from helpers.folders import resize_folder
+from helpers.imagedata import get_transforms, image_pair_data, image_pairs, split_by_rand_pct
 from helpers.metrics import bicubic_upsample, image_scores, psnr, ssim
 
 SIZES = [(40, 56), (64, 48), (50, 50), (36, 90), (48, 64), (60, 45), (44, 44), (56, 40), (72, 54), (45, 60)]
@@ -40,75 +36,6 @@ def short_side(path):
         return min(img.size), img.mode
 
 
-# --- resized copies -------------------------------------------------------------------------------
-def test_resize_folder_makes_each_short_side_the_size_and_keeps_names(photos):
-    dest = resize_folder(photos, photos.parent / "small-16", 16)
-    names = sorted(p.name for p in dest.glob("*.jpg"))
-    assert names == sorted(p.name for p in photos.glob("*.jpg"))
-    assert all(short_side(dest / n) == (16, "RGB") for n in names)
-    with Image.open(dest / "pet_3.jpg") as img:  # 36 x 90: aspect kept
-        assert img.size == (16, 40)
-    marker = json.loads((dest / MARKER).read_text())
-    assert marker["size"] == 16 and marker["quality"] == 60 and marker["files"] == len(SIZES)
-    assert short_side(resize_folder(photos, photos.parent / "big", 80) / "pet_0.jpg")[0] == 80  # enlarged, as the lesson
-
-
-def test_resize_folder_reuses_a_complete_copy_and_rebuilds_on_other_parameters(photos, monkeypatch):
-    dest = resize_folder(photos, photos.parent / "small-16", 16)
-    calls = []
-    real = imagedata.resize_one
-    monkeypatch.setattr(imagedata, "resize_one", lambda *a: calls.append(a) or real(*a))
-    resize_folder(photos, dest, 16)
-    assert calls == [], "same parameters, same files: reused"
-    resize_folder(photos, dest, 16, quality=90)
-    assert len(calls) == len(SIZES) and json.loads((dest / MARKER).read_text())["quality"] == 90
-    photo(9, 30, 30).save(photos / "pet_new.jpg")
-    resize_folder(photos, dest, 16, quality=90)
-    assert (dest / "pet_new.jpg").exists(), "a changed source folder is rebuilt"
-    assert not list(photos.parent.glob(".tmp-*")), "no temporary folder left behind"
-
-
-def test_an_interrupted_build_is_not_reused(photos, monkeypatch):
-    dest = photos.parent / "small-16"
-    real, calls = imagedata.resize_one, []
-
-    def interrupted(*args):
-        calls.append(args)
-        if len(calls) == 4:
-            raise KeyboardInterrupt  # Ctrl-C in the middle of the build
-        real(*args)
-
-    monkeypatch.setattr(imagedata, "resize_one", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        resize_folder(photos, dest, 16, workers=1)
-    assert len(calls) < len(SIZES), "the photos not yet started are dropped"
-    assert not dest.exists() and not list(photos.parent.glob(".tmp-*"))
-    # a harder stop (power cut) leaves its temporary folder: it is not the copy, and is not reused
-    (photos.parent / ".tmp-small-16-dead").mkdir()
-    (photos.parent / ".tmp-small-16-dead" / "pet_0.jpg").write_bytes(b"half")
-    monkeypatch.setattr(imagedata, "resize_one", real)
-    resize_folder(photos, dest, 16)
-    assert len(list(dest.glob("*.jpg"))) == len(SIZES) and (dest / MARKER).is_file()
-
-
-def test_a_folder_not_made_by_resize_folder_is_not_overwritten(photos):
-    (photos.parent / "mine").mkdir()
-    with pytest.raises(FileExistsError, match="not made by resize_folder"):
-        resize_folder(photos, photos.parent / "mine", 16)
-
-
-def test_an_undecodable_photo_is_reported_by_path(photos):
-    bad = photos / "pet_broken.jpg"
-    bad.write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(ImageDecodeError, match="1 of 11") as err:
-        resize_folder(photos, photos.parent / "small-16", 16)
-    assert str(bad) in str(err.value)
-    assert not (photos.parent / "small-16").exists(), "nothing half-built is left to be reused"
-    with pytest.raises(ImageDecodeError) as err:
-        decode_at(sorted(photos.glob("*.jpg")))
-    assert str(bad) in str(err.value)
-
-
 # --- pairs and split ------------------------------------------------------------------------------
 def test_pairs_are_matched_by_name(photos):
     lr = resize_folder(photos, photos.parent / "small-16", 16)
@@ -128,45 +55,6 @@ def test_split_by_rand_pct_is_fastais_seeded_draw():
     assert split_by_rand_pct(50, 0.1, seed=42) == (train, valid)
 
 
-# --- joint transforms -----------------------------------------------------------------------------
-def coordinates(h: int, w: int) -> torch.Tensor:
-    """An image whose pixels hold their own position: (column centre / w, row centre / h, 0.5)."""
-    cols = ((torch.arange(w) + 0.5) / w).expand(h, w)
-    rows = ((torch.arange(h) + 0.5) / h)[:, None].expand(h, w)
-    return torch.stack([cols, rows, torch.full((h, w), 0.5)])
-
-
-def test_joint_transforms_keep_input_and_target_aligned():
-    x, y = coordinates(24, 32), coordinates(96, 128)  # the same picture at two resolutions
-    torch.manual_seed(0)
-    flipped = zoomed = 0
-    for _ in range(60):
-        xo, yo = pair_transform(x, y, 40, train=True, max_zoom=2.0)
-        assert xo.shape == yo.shape == (3, 40, 40)
-        # away from the picture's border (half an input pixel, where sampling clamps), exactly the same place
-        inside = ((yo[:2] > 1 / 24) & (yo[:2] < 1 - 1 / 24)).all(0)
-        assert inside.sum() > 0.5 * inside.numel()
-        assert torch.allclose(xo[:, inside], yo[:, inside], atol=1e-5)
-        assert (xo - yo).abs().max() < 1 / 48 + 1e-5
-        flipped += bool(yo[0, 20, 0] > yo[0, 20, -1])
-        zoomed += bool(yo[1, -1, 20] - yo[1, 0, 20] < 0.9 * 40 / 41)
-    assert 10 < flipped < 50 and zoomed > 10, "flips and zooms were drawn (and applied to both)"
-
-
-def test_validation_uses_the_centred_square():
-    x, y = coordinates(24, 32), coordinates(96, 128)
-    assert center_box(24, 32) == (4 / 32, 0.0, 28 / 32, 1.0)
-    xo, yo = pair_transform(x, y, 48, train=False)
-    assert torch.allclose(xo[:, 4:-4, 4:-4], yo[:, 4:-4, 4:-4], atol=1e-5)
-    assert yo[0, 0, 0].item() == pytest.approx(4 / 32 + 0.5 * (24 / 32) / 48, abs=1e-5)  # first output pixel's centre
-
-
-def test_crop_resize_averages_when_shrinking():
-    img = torch.rand(3, 64, 64)
-    assert torch.allclose(crop_resize(img, (0, 0, 1, 1), 32), F.avg_pool2d(img[None], 2)[0], atol=1e-6)
-    assert torch.equal(crop_resize(img, (0, 0, 1, 1), 64, flip=True), img.flip(-1))
-
-
 # --- loaders ----------------------------------------------------------------------------------------
 def test_image_pair_data_serves_normalised_aligned_pairs(photos):
     lr = resize_folder(photos, photos.parent / "small-16", 16)
@@ -183,7 +71,7 @@ def test_image_pair_data_serves_normalised_aligned_pairs(photos):
     bigger = data.resized(40, bs=2)
     assert bigger.one_batch()[0].shape == (2, 3, 40, 40) and bigger.train_dl.x is data.train_dl.x
     # targets are kept with their short side at most max_zoom * size; inputs as they are
-    assert max(min(t.shape[-2:]) for t in data.train_dl.y) <= 48 and min(min(t.shape[-2:]) for t in data.train_dl.x) == 16
+    assert data.train_dl.y.sizes.min(1).values.max() <= 48 and data.train_dl.x.sizes.min(1).values.min() == 16
 
 
 # --- metrics ----------------------------------------------------------------------------------------
@@ -299,11 +187,13 @@ def test_image_scores_follow_the_smoke_cap(photos, monkeypatch):
 
 
 def test_upscale_enlarges_a_whole_photo_through_the_model():
+    from helpers.augment import PhotoStack
     from helpers.imagedata import ImagePairData, ImagePairLoader, upscale
     from helpers.learner import Learner
 
     img = torch.rand(3, 40, 50)
-    loader = ImagePairLoader([img], [img], bs=1, size=24, train=False, device=torch.device("cpu"))
+    stack = PhotoStack.from_list([(img * 255).round().byte()])
+    loader = ImagePairLoader(stack, stack, bs=1, size=24, train=False, device=torch.device("cpu"))
     data = ImagePairData(loader, loader)  # ImageNet statistics: upscale normalises and denormalises
     x, out = upscale(Learner(data, nn.Identity(), F.l1_loss), img, 2.0)
     assert x.shape == out.shape == (3, 96, 96)  # 80 x 100 rounded to multiples of 32
@@ -343,11 +233,11 @@ def test_critic_data_pairs_each_generated_picture_with_its_real_photo(photos, tm
     gen = tmp_path / "image_gen"
     gen.mkdir()
     for p in sorted(photos.iterdir()):
-        img = Image.open(p).convert("RGB")
-        w, h = img.size
-        top, left, s = center_square(h, w)
-        img.crop((left, top, left + s, top + s)).resize((20, 20), Image.BILINEAR).save(gen / p.name, quality=100)
-    data = critic_data(gen, photos, size=16, bs=4, valid_pct=0.25, max_zoom=1.5, device=torch.device("cpu"))
+        img = torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)
+        square = Image.fromarray(center_square(img).permute(1, 2, 0).numpy())
+        square.resize((20, 20), Image.BILINEAR).save(gen / p.name, quality=100)
+    data = critic_data(gen, photos, size=16, bs=4, valid_pct=0.25, tfms=get_transforms(max_zoom=1.5, max_lighting=0.5),
+                       device=torch.device("cpu"))
     assert data.classes == ["image_gen", "images"]
     assert data.train_dl.n_items + data.valid_dl.n_items == len(SIZES)  # split by photo
     assert not set(data.train_dl.names) & set(data.valid_dl.names)
