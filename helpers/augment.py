@@ -108,14 +108,15 @@ def center_boxes(sizes: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Augment:
     """Random joint transforms, fastai v1's ``get_transforms`` (notebook 05): a square window of side
-    ``short side / zoom`` at a uniform position, ``zoom`` uniform in [1, ``max_zoom``] with probability
-    ``p_zoom``; a horizontal flip with probability 1/2 (``do_flip``); a symmetric perspective warp of
+    ``short side / zoom`` at a uniform position, ``zoom`` uniform in [``min_zoom``, ``max_zoom``] with
+    probability ``p_zoom``, else ``min_zoom`` (1 in fastai; more cuts patches, notebook 03); a horizontal flip with probability 1/2 (``do_flip``); a symmetric perspective warp of
     magnitude up to ``max_warp`` and a rotation up to ``max_rotate`` degrees, each with probability
     ``p_affine``; brightness in ``0.5 * (1 ± max_lighting)`` and contrast in [1 - ``max_lighting``,
     1 / (1 - ``max_lighting``)] (log-uniform), each with probability ``p_lighting``."""
 
     max_zoom: float = 1.1
     p_zoom: float = 0.75
+    min_zoom: float = 1.0
     do_flip: bool = True
     max_rotate: float = 10.0
     max_warp: float = 0.2
@@ -128,7 +129,8 @@ class Augment:
         n = len(sizes)
         u = torch.rand(n, 12, generator=generator)
         h, w = sizes[:, 0].float().cpu(), sizes[:, 1].float().cpu()
-        zoom = torch.where(u[:, 1] < self.p_zoom, 1 + (self.max_zoom - 1) * u[:, 0], torch.ones(n))
+        lo = self.min_zoom
+        zoom = torch.where(u[:, 1] < self.p_zoom, lo + (self.max_zoom - lo) * u[:, 0], torch.full((n,), lo))
         s = torch.minimum(h, w) / zoom
         top, left = (h - s) * u[:, 2], (w - s) * u[:, 3]
         boxes = torch.stack([left / w, top / h, (left + s) / w, (top + s) / h], 1)

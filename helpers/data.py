@@ -351,13 +351,16 @@ class DataBunch:
         mean, std = self.stats
         return x * std.to(x.device) + mean.to(x.device)
 
-    def resized(self, size, bs: int | None = None, max_batches: int | None = None) -> "DataBunch":
-        """The same decoded items served at another ``size`` (and batch size, and training batches per
-        epoch), for progressive resizing, when the loaders resize as they batch (CamVid's frames and
-        masks, notebook 02; photo pairs, notebook 05). Nothing is decoded again (notebook 02)."""
+    def resized(self, size, bs: int | None = None, max_batches: int | None = None, tfms=None) -> "DataBunch":
+        """The same decoded items served at another ``size`` (and batch size, training batches per epoch,
+        and an image-pair loader's training transforms ``tfms``), for progressive resizing, when the
+        loaders resize as they batch (CamVid's frames and masks, notebook 02; photo pairs, notebook 05).
+        Nothing is decoded again (notebook 02)."""
         train, valid = self.train_dl, self.valid_dl
+        extra = {} if tfms is None else {"augment": tfms}
         return dataclasses.replace(
-            self, train_dl=train.replace(size=size, bs=bs or train.bs, max_batches=max_batches or train.max_batches),
+            self, train_dl=train.replace(size=size, bs=bs or train.bs, max_batches=max_batches or train.max_batches,
+                                         **extra),
             valid_dl=valid.replace(size=size, bs=bs or valid.bs))
 
     def one_batch(self, valid: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

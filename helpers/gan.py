@@ -13,7 +13,8 @@ pieces follow fastai v1's ``GANLearner`` as lesson 7 used it:
   (fastai's ``GANDiscriminativeLR``), and ``switch_eval`` to put the model that is not training in
   eval mode;
 - ``fit(epochs, lr)`` prints one row per epoch with the smoothed generator and critic losses, and
-  renders a fixed batch of noise to an image grid after every epoch (``learn.grids``).
+  renders a fixed batch of noise to an image grid after every epoch, or every ``grid_every`` epochs and
+  the last (``learn.grids``, by epoch).
 
 Wasserstein sign convention (the lesson's): the critic minimises ``real.mean() - fake.mean()``, so it
 learns to give real images *low* scores and fakes high ones; the generator minimises the mean
@@ -31,7 +32,7 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from helpers import config
-from helpers.learner import (SmoothedLoss, accuracy_thresh_expand, autocast, check_finite, load_state, optimizer_step,
+from helpers.learner import (SmoothedLoss, autocast, check_finite, load_state, optimizer_step,
                              run_callbacks, save_state, smoke_epochs)
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 from helpers.progress import EpochTable, progress_bar
@@ -163,8 +164,8 @@ class GANLearner:
     """A generator, a critic, their losses and optimizers, and the alternating training loop (notebook 04).
 
     ``data`` yields ``(x, real)``: the generator's input (noise, or a degraded image) and the real
-    image it should imitate. Each ``fit`` makes each model a fresh Adam (``betas``, decoupled weight
-    decay ``wd``), as fastai built them per fit. The loop shares ``Learner``'s pieces: autocast, the
+    image it should imitate. Each model has its own Adam (``betas``, decoupled weight decay ``wd``),
+    made at the first ``fit`` and kept, with its state, for the later ones, as fastai's did. The loop shares ``Learner``'s pieces: autocast, the
     optimizer step, loss smoothing, the NaN check and callbacks (events ``before_fit``,
     ``after_batch`` with ``iteration``, ``gen_mode`` and ``loss`` of that batch set, ``after_epoch``,
     ``after_fit``).
@@ -176,7 +177,7 @@ class GANLearner:
                  crit_loss_func: Callable = wasserstein_critic_loss,
                  switcher=None, clip: float | None = None, critic_lr_mult: float = 1.0,
                  switch_eval: bool = True, betas: tuple[float, float] = (0.9, 0.99), wd: float = 1e-2,
-                 n_grid: int = 64, grid_nrow: int = 8, callbacks=()):
+                 n_grid: int = 64, grid_nrow: int = 8, grid_every: int = 1, callbacks=()):
         self.data = data
         self.device = getattr(data, "device", config.device())
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
@@ -186,8 +187,8 @@ class GANLearner:
         self.betas, self.wd = betas, wd
         self.callbacks = list(callbacks)
         self.recorder = GANRecorder()
-        self.grids: list[torch.Tensor] = []
-        self.grid_nrow = grid_nrow
+        self.grids: dict[int, torch.Tensor] = {}  # epoch (counted over every fit) -> the fixed inputs' grid
+        self.grid_nrow, self.grid_every, self.epochs_done = grid_nrow, grid_every, 0
         self.fixed_input = self._fixed_input(n_grid)
         self.gen_mode = False
         self.iteration = 0  # batches trained, both models, over every fit
@@ -248,26 +249,34 @@ class GANLearner:
         idle.train(not self.switch_eval)
 
     def clip_critic(self) -> None:
-        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN) (notebook 04)."""
+        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN), in one foreach call per bound; the loop
+        does it before every batch, as fastai's ``GANTrainer.on_batch_begin`` (notebook 04)."""
         if self.clip:
             with torch.no_grad():
-                for p in self.critic.parameters():
-                    p.clamp_(-self.clip, self.clip)
+                params = list(self.critic.parameters())
+                torch._foreach_clamp_min_(params, -self.clip)
+                torch._foreach_clamp_max_(params, self.clip)
 
-    def _make_opts(self, lr: float, wd: float) -> None:
-        self.opt_gen = torch.optim.AdamW(self.generator.parameters(), lr=lr, betas=self.betas, weight_decay=wd)
-        self.opt_crit = torch.optim.AdamW(self.critic.parameters(), lr=lr * self.critic_lr_mult,
-                                          betas=self.betas, weight_decay=wd)
+    def _set_opts(self, lr: float, wd: float) -> None:
+        """Each model's Adam, made at the first fit and kept with its state for the later ones, which only
+        set the learning rate (the critic's times ``critic_lr_mult``) and weight decay, as fastai's
+        ``GANTrainer.on_train_begin`` did."""
+        if self.opt_gen is None:
+            self.opt_gen = torch.optim.AdamW(self.generator.parameters(), lr=lr, betas=self.betas, weight_decay=wd)
+            self.opt_crit = torch.optim.AdamW(self.critic.parameters(), lr=lr * self.critic_lr_mult,
+                                              betas=self.betas, weight_decay=wd)
+        for opt, rate in ((self.opt_gen, lr), (self.opt_crit, lr * self.critic_lr_mult)):
+            for group in opt.param_groups:
+                group["lr"], group["weight_decay"] = rate, wd
 
     # --- one batch ------------------------------------------------------------------------------
     def critic_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """One critic update on a real batch and the fakes made from ``x``; clips afterwards (notebook 04)."""
+        """One critic update on a real batch and the fakes made from ``x`` (notebook 04)."""
         with autocast(self.device):
             with torch.no_grad():
                 fake = self.generator(x)
             loss = self.crit_loss_func(self.critic(real), self.critic(fake))
         optimizer_step(loss, self.opt_crit)
-        self.clip_critic()
         return loss.detach()
 
     def generator_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -285,7 +294,7 @@ class GANLearner:
         with the critic; print the smoothed losses per epoch and keep a grid of the fixed inputs
         (notebook 04)."""
         epochs = smoke_epochs(epochs)
-        self._make_opts(lr, self.wd if wd is None else wd)
+        self._set_opts(lr, self.wd if wd is None else wd)
         rec = self.recorder
         table = EpochTable(["gen_loss", "disc_loss"])
         smooth = {True: SmoothedLoss(), False: SmoothedLoss()}
@@ -297,6 +306,7 @@ class GANLearner:
             steps: list[tuple[bool, torch.Tensor]] = []
             dl = getattr(self.data, "train_dl", self.data)  # a DataBunch's training loader, or a GAN loader
             for x, real in progress_bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
+                self.clip_critic()
                 mode = self.gen_mode
                 loss = self.generator_step(x, real) if mode else self.critic_step(x, real)
                 steps.append((mode, loss))
@@ -311,10 +321,13 @@ class GANLearner:
                 check_finite(value, f"{'generator' if mode else 'critic'} loss", epoch)
                 (rec.gen_losses if mode else rec.crit_losses).append(value)
                 smooth[mode].add(value)
-            gen, crit = smooth[True].value, smooth[False].value
+            # a model that got no batch this epoch shows "—", not a value carried over from earlier
+            gen, crit = (smooth[m].value if any(mode == m for mode, _ in steps) else None for m in (True, False))
             rec.epoch_gen.append(gen)
             rec.epoch_crit.append(crit)
-            self.grids.append(self.render())
+            self.epochs_done += 1
+            if self.epochs_done % self.grid_every == 0 or epoch == epochs:
+                self.grids[self.epochs_done] = self.render()
             run_callbacks(self.callbacks, "after_epoch", self)
             table.row(epoch, [gen, crit], time.perf_counter() - start)
         rec.train_seconds += table.close()
@@ -347,7 +360,7 @@ class GANLearner:
     def show_grid(self, epoch: int = -1, figsize=(6, 6), title: str | None = None, ax=None) -> None:
         """Draw the grid kept after ``epoch`` (1-based; ``-1`` the last) (notebook 04)."""
         from helpers.show import show_as_jpeg, show_image
-        grid = self.grids[epoch if epoch < 0 else epoch - 1]
+        grid = self.grids[sorted(self.grids)[epoch] if epoch < 0 else epoch]
         show_image(grid.float() / 255, ax=ax, figsize=figsize, title=title, cmap="gray", vmin=0, vmax=1)
         if ax is None:  # a figure of its own: shown as a JPEG, a fraction of the PNG's bytes
             show_as_jpeg()
@@ -383,30 +396,6 @@ def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[],
     best = pick(scores, key=scores.get)
     learn.load(f"{saver.name}_{best}")
     return scores, best
-
-
-@torch.no_grad()
-def critic_accuracy(critic: nn.Module, generator: nn.Module, dl) -> float:
-    """How often the critic tells real from generated on held-out pairs (notebook 03): for every item of
-    ``dl`` (a validation loader of (input, real) pairs, all of it), the share of its patch logits on the
-    right side of 0 for the real image (label 1) and for the generator's output (label 0), averaged
-    over both, as ``accuracy_thresh_expand``."""
-    was = critic.training, generator.training
-    critic.eval()
-    generator.eval()
-    right, n = 0.0, 0
-    try:
-        for x, real in dl.full() if hasattr(dl, "full") else dl:
-            with autocast(real.device):
-                real_pred, fake_pred = critic(real).float(), critic(generator(x)).float()
-            ones, zeros = torch.ones(len(real), device=real.device), torch.zeros(len(real), device=real.device)
-            both = accuracy_thresh_expand(real_pred, ones) + accuracy_thresh_expand(fake_pred, zeros)
-            right += both.item() / 2 * len(real)
-            n += len(real)
-    finally:
-        critic.train(was[0])
-        generator.train(was[1])
-    return right / n
 
 
 # --- a quality score: Fréchet distance between embeddings -------------------------------------------

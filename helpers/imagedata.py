@@ -33,11 +33,12 @@ from helpers.progress import progress_bar
 
 def get_transforms(max_zoom: float = 1.1, max_rotate: float = 10.0, max_warp: float = 0.2,
                    max_lighting: float = 0.2, p_affine: float = 0.75, p_lighting: float = 0.75,
-                   do_flip: bool = True) -> Augment:
+                   do_flip: bool = True, min_zoom: float = 1.0) -> Augment:
     """fastai v1's ``get_transforms`` with its defaults, as the random joint transforms of an image-pair
-    loader (``helpers.augment.Augment``) (notebook 05)."""
-    return Augment(max_zoom=max_zoom, p_zoom=p_affine, do_flip=do_flip, max_rotate=max_rotate, max_warp=max_warp,
-                   max_lighting=max_lighting, p_affine=p_affine, p_lighting=p_lighting)
+    loader (``helpers.augment.Augment``) (notebook 05). ``min_zoom`` is this project's: above 1, every
+    window is zoomed in at least that much, e.g. patches at a photo's own resolution (notebook 03)."""
+    return Augment(max_zoom=max_zoom, p_zoom=p_affine, min_zoom=min_zoom, do_flip=do_flip, max_rotate=max_rotate,
+                   max_warp=max_warp, max_lighting=max_lighting, p_affine=p_affine, p_lighting=p_lighting)
 
 
 # --- pairs and split -----------------------------------------------------------------------------
@@ -103,6 +104,20 @@ class ImagePairLoader(TensorLoader):
             idx = torch.arange(b * self.bs, min((b + 1) * self.bs, self.n_items))
             yield idx, self.batch(idx)
 
+    def region_masks(self, idx: torch.Tensor, regions: dict[str, tuple[int, int, int, int]]) -> torch.Tensor:
+        """(n, size, size) bool: the pixels of items ``idx``'s validation windows whose centres fall inside
+        each item's region (left, top, right, bottom) in its input photo's pixels, looked up by the item's
+        name (e.g. ``helpers.crappify.stamp_boxes``); all False for an item without one (notebook 03)."""
+        t = (torch.arange(self.size) + 0.5) / self.size
+        masks = []
+        for i in torch.as_tensor(idx).tolist():
+            h, w = self.x.sizes[i].tolist()
+            s = min(h, w)
+            left, top, right, bottom = regions.get(self.names[i], (0, 0, 0, 0))
+            cols, rows = (w - s) // 2 + t * s, (h - s) // 2 + t * s
+            masks.append(((rows >= top) & (rows < bottom))[:, None] & ((cols >= left) & (cols < right))[None, :])
+        return torch.stack(masks)
+
     def inputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """The validation windows of items ``idx`` at the inputs' own resolution, float in [0, 1]: what
         a baseline such as bicubic upsampling starts from (notebook 05)."""
@@ -164,13 +179,14 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
 
 
 @torch.no_grad()
-def predict_images(learn, x: torch.Tensor) -> torch.Tensor:
+def predict_images(learn, x: torch.Tensor, raw: bool = False) -> torch.Tensor:
     """An image-to-image model's output for a normalised batch ``x``, in eval mode under the learner's
-    autocast, denormalised (``learn.data.denorm``) and clamped to [0, 1] (notebook 05)."""
+    autocast, denormalised (``learn.data.denorm``) and clamped to [0, 1]; with ``raw``, as the model gave
+    it (float), e.g. for a critic (notebook 05)."""
     learn.model.eval()
     with learn.autocast():
-        out = learn.model(x)
-    return learn.data.denorm(out.float()).clamp(0, 1)
+        out = learn.model(x).float()
+    return out if raw else learn.data.denorm(out).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -187,12 +203,14 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
 
 # --- the generator's pictures and the critic's data (notebook 03) ---------------------------------------
 @torch.no_grad()
-def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quality: int = 95) -> Path:
-    """The generator's output for every item of ``dl`` (the training pairs by default), each the centred
-    square window at the loader's size, saved under the item's own name in ``dest`` (JPEG at
-    ``quality`` for .jpg names); built in a temporary folder and renamed into place when all are
-    written (the lesson's ``save_preds`` into ``image_gen``) (notebook 03)."""
-    dl = (dl or learn.data.train_dl).replace(shuffle=False, drop_last=False, max_batches=None)
+def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quality: int = 95,
+               max_batches: int | None = None) -> Path:
+    """The generator's output for every item of ``dl`` (the training pairs by default; with
+    ``max_batches``, those of its first batches in order), each the centred square window at the
+    loader's size, saved under the item's own name in ``dest`` (JPEG at ``quality`` for .jpg names);
+    built in a temporary folder and renamed into place when all are written (the lesson's
+    ``save_preds`` into ``image_gen``) (notebook 03)."""
+    dl = (learn.data.train_dl if dl is None else dl).replace(shuffle=False, drop_last=False, max_batches=max_batches)
     if dl.names is None:
         raise ValueError("save_preds needs a loader that knows its file names (image_pair_data makes them)")
     with building(dest) as new:

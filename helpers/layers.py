@@ -166,7 +166,8 @@ def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_la
     return nn.Sequential(*layers)
 
 
-def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float = 0.15) -> nn.Sequential:
+def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float = 0.15, norm: str | None = "spectral",
+               self_attention: bool = True) -> nn.Sequential:
     """fastai v1's ``gan_critic``: images (bs, n_channels, H, W) -> a patch map of logits, flattened to
     (bs, (H/16 - 3) * (W/16 - 3)), one real-or-fake score per overlapping patch (notebook 03).
 
@@ -174,16 +175,18 @@ def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float =
     ``nf`` channels, dropout ``p/2``, a dense ``res_block`` (2 ``nf`` channels), then ``n_blocks`` x
     [dropout ``p``, stride-2 4x4 conv doubling the channels], self-attention after the first, and a
     4x4 conv without padding, bias or activation to one channel. ``AdaptiveLoss`` compares each image's
-    label with all its patches.
+    label with all its patches. ``norm`` (any of ``conv_layer``'s) and ``self_attention=False`` make the
+    plainer critics that notebook 03's small profile measured.
     """
     def conv(ni: int, no: int, ks: int, stride: int = 1, **kwargs) -> nn.Sequential:
-        return conv_layer(ni, no, ks, stride, norm="spectral", leaky=0.2, **kwargs)
+        return conv_layer(ni, no, ks, stride, norm=norm, leaky=0.2, **kwargs)
 
     layers: list[nn.Module] = [conv(n_channels, nf, 4, 2), nn.Dropout2d(p / 2),
-                               res_block(nf, dense=True, norm="spectral", leaky=0.2)]
+                               res_block(nf, dense=True, norm=norm, leaky=0.2)]
     nf *= 2  # the dense block concatenates its input
     for i in range(n_blocks):
-        layers += [nn.Dropout2d(p), conv(nf, nf * 2, 4, 2, self_attention=i == 0)]
+        layers += [nn.Dropout2d(p), conv(nf, nf * 2, 4, 2, self_attention=self_attention and i == 0)]
         nf *= 2
-    layers += [conv(nf, 1, 4, padding=0, bias=False, use_activ=False), Flatten()]
+    last = norm if norm in ("spectral", "weight") else None  # no BatchNorm on the logits
+    layers += [conv_layer(nf, 1, 4, padding=0, bias=False, use_activ=False, norm=last), Flatten()]
     return nn.Sequential(*layers)

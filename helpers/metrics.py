@@ -16,6 +16,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from helpers.color import merge_chroma
 from helpers.imagedata import predict_images
+from helpers.learner import autocast
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -40,9 +41,45 @@ def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tens
     return F.interpolate(x.float(), size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR of each image (N, C, H, W) in [0, 1] over the pixels where ``mask`` (N, H, W) is True, in dB;
+    NaN for an image without such pixels (notebook 03)."""
+    err = ((pred.float() - target.float()) ** 2).mean(1) * mask
+    n = mask.flatten(1).sum(1)
+    mse = err.flatten(1).sum(1) / n.clamp(min=1)
+    return torch.where(n > 0, 10 * torch.log10(1 / mse.clamp(min=1e-12)), torch.full_like(mse, float("nan")))
+
+
+def critic_right(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Per pair of pictures (N,): the share of a critic's patch logits on the right side of 0 for the real
+    picture (label 1) and for its generated counterpart (label 0), averaged over the two, as
+    ``accuracy_thresh_expand`` counts them (notebook 03)."""
+    return ((critic(real).float() > 0).float().flatten(1).mean(1) + (critic(fake).float() <= 0).float().flatten(1).mean(1)) / 2
+
+
+@torch.no_grad()
+def critic_accuracy(critic: torch.nn.Module, generator: torch.nn.Module, dl) -> float:
+    """How often the critic tells real from generated on held-out pairs (notebook 03): ``critic_right`` over
+    every item of ``dl`` (a validation loader of (input, real) pairs, all of it), both models in eval
+    mode (put back as they were after)."""
+    was = critic.training, generator.training
+    critic.eval()
+    generator.eval()
+    right = []
+    try:
+        for x, real in dl.full() if hasattr(dl, "full") else dl:
+            with autocast(real.device):
+                right.append(critic_right(critic, real, generator(x)).cpu())
+    finally:
+        critic.train(was[0])
+        generator.train(was[1])
+    return torch.cat(right).mean().item()
+
+
 @torch.no_grad()
 def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False,
-                 keep_luminance: bool = False) -> dict[str, torch.Tensor]:
+                 keep_luminance: bool = False, regions: dict | None = None,
+                 critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
     """PSNR and SSIM of the model's output and of bicubic upsampling, each against the target, for
     every item of a loader of image pairs (the whole validation split by default) (notebook 05).
 
@@ -53,7 +90,12 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
     gray input itself). The model's output and the target are denormalised (``learn.data.denorm``) and
     clamped to [0, 1]; the bicubic baseline starts from the same window of the input (``dl.inputs``).
     ``keep_luminance`` scores what DeOldify shows a user: the output's chroma on the input's own
-    luminance (``helpers.color.merge_chroma``; input and target the same size) (notebook 07).
+    luminance (``helpers.color.merge_chroma``; input and target the same size) (notebook 07). With
+    ``regions`` ({item name: (left, top, right, bottom)} in input pixels, e.g. where ``crappify`` stamped
+    its number) also ``psnr_region_model`` and ``psnr_region_bicubic``, PSNR inside each item's region
+    (``masked_psnr``; NaN where the region lies outside the window) (notebook 03). With a ``critic``,
+    also ``critic_right`` per item (``critic_right``: the model's output as the generated picture, the
+    target as the real one), from the same predictions (notebook 03).
     """
     dl = dl or learn.data.valid_dl.full()
     if dl.shuffle:
@@ -66,9 +108,15 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
         against["deltae"] = delta_e
         alone["colorfulness"] = colorfulness
     scores: dict[str, list[torch.Tensor]] = {}
+    was = critic.training if critic is not None else None
+    if critic is not None:
+        critic.eval()
     for idx, (x, y) in dl.in_order():
-        pred = predict_images(learn, x)
-        target = learn.data.denorm(y).clamp(0, 1)
+        raw = predict_images(learn, x, raw=True)
+        pred, target = learn.data.denorm(raw).clamp(0, 1), learn.data.denorm(y).clamp(0, 1)
+        if critic is not None:
+            with learn.autocast():
+                scores.setdefault("critic_right", []).append(critic_right(critic, y, raw).cpu())
         if keep_luminance:
             pred = merge_chroma(pred, learn.data.denorm(x).clamp(0, 1))
         base = torch.cat([bicubic_upsample(lr[None].to(target.device), target.shape[-2:]) for lr in dl.inputs(idx)])
@@ -79,6 +127,12 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
                 scores.setdefault(f"{score}_{name}", []).append(f(out).cpu())
         for score, f in alone.items():
             scores.setdefault(f"{score}_target", []).append(f(target).cpu())
+        if regions is not None:
+            mask = dl.region_masks(idx, regions).to(target.device)
+            for name, out in (("model", pred), ("bicubic", base)):
+                scores.setdefault(f"psnr_region_{name}", []).append(masked_psnr(out, target, mask).cpu())
+    if critic is not None:
+        critic.train(was)
     return {k: torch.cat(v) for k, v in scores.items()}
 
 

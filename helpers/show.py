@@ -213,6 +213,18 @@ def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = Fals
                rows, 2, figsize=(2 * imgsize, rows * imgsize), photo=True)
 
 
+def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
+    """One training batch of a critic's data (``helpers.imagedata.critic_data``): each row a photo's
+    generated picture next to its real one, titled with their labels (the lesson's ``data_crit.show_batch``)
+    (notebook 03)."""
+    x, y = data.one_batch()
+    x, n = data.denorm(x).clamp(0, 1), len(x) // 2
+    rows = min(rows, n)
+    plot_multi(lambda i, j, ax: show_image(x[i + j * n], ax=ax, title=f"{data.classes[int(y[i + j * n])]} "
+                                           f"(label {int(y[i + j * n])})"),
+               rows, 2, figsize=(2 * imgsize, rows * imgsize), photo=True)
+
+
 def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None,
                        row_titles: list[str] | None = None, keep_luminance: bool = False) -> None:
     """Input / Prediction / Target for validation items spread over the set (or items ``idx``),

@@ -118,17 +118,18 @@ def test_loader_pads_to_size_and_scales_to_minus_one_one():
     assert real.shape == (3, 3, 40, 40) and real.min() >= -1 and real.max() <= 1
 
 
-def test_clipping_bounds_every_critic_weight_after_a_step():
+def test_clipping_comes_before_every_batch_as_fastai_did():
+    """fastai clamps the critic's weights in on_batch_begin: whatever the critic's last step did, every
+    batch (critic or generator) sees a critic inside the box."""
     learn = _tiny_learner(clip=0.01)
     with torch.no_grad():  # start far outside the box
         for p in learn.critic.parameters():
             p.mul_(100).add_(0.5)
-    learn._make_opts(1e-1, 0.0)
-    learn.switch(False)
-    x, real = next(iter(learn.data))
-    learn.critic_step(x, real)
-    for p in learn.critic.parameters():
-        assert p.abs().max().item() <= 0.01 + 1e-8
+    seen = []
+    learn.critic.register_forward_pre_hook(lambda m, _: seen.append(max(p.abs().max().item() for p in m.parameters())))
+    learn.fit(2, 0.5)  # a large rate: each critic step leaves the box
+    assert len(seen) >= 8 and max(seen) <= 0.01 + 1e-8
+    assert max(p.abs().max().item() for p in learn.critic.parameters()) > 0.01, "the last step is clipped at the next batch"
     assert any(p.abs().max().item() > 0.01 for p in learn.generator.parameters())  # the generator is not clipped
 
 
@@ -152,11 +153,14 @@ def test_fit_trains_both_with_the_fixed_schedule_and_records_grids(capsys):
     assert learn.opt_crit.param_groups[0]["lr"] == pytest.approx(5e-3)
     assert learn.opt_gen.param_groups[0]["lr"] == pytest.approx(1e-3)
     assert any(not torch.equal(a, b) for a, b in zip(g0, learn.generator.parameters()))
-    assert len(learn.grids) == 2 and learn.grids[0].dtype == torch.uint8
-    assert learn.grids[0].shape == (1, 2 + 1 * 34, 2 + 4 * 34)  # 4 tiles, 8 per row -> one row
+    assert sorted(learn.grids) == [1, 2] and learn.grids[1].dtype == torch.uint8
+    assert learn.grids[1].shape == (1, 2 + 1 * 34, 2 + 4 * 34)  # 4 tiles, 8 per row -> one row
+    learn.grid_every = 2
+    learn.fit(3, 1e-3)  # epochs 3, 4, 5: a grid after the 4th (every 2nd) and the 5th (the fit's last)
+    assert sorted(learn.grids) == [1, 2, 4, 5]
     out = capsys.readouterr().out
     assert "gen_loss" in out and "disc_loss" in out
-    assert all(p.abs().max() <= 0.01 + 1e-8 for p in learn.critic.parameters())
+    assert learn.recorder.epoch_gen[0] is None, "epoch 1 had no generator batch: no value, not a stale one"
 
 
 def test_image_grid_layout():
@@ -318,9 +322,11 @@ def test_a_frozen_part_stays_frozen_through_switches_and_fits():
     # after fit both models are as they were given: the generator's own freezing, the critic trainable
     assert [p.requires_grad for p in learn_gen.model.parameters()] == [False, False, True, True]
     assert all(p.requires_grad for p in learn_crit.model.parameters())
-    opt_first = learn.opt_gen
-    learn.fit(1, 1e-2)
-    assert learn.opt_gen is not opt_first and opt_first is not opt_before  # fresh optimizers per fit
+    opt_first, state = learn.opt_gen, {k: v["exp_avg"].clone() for k, v in learn.opt_gen.state.items()}
+    learn.fit(1, 5e-3)
+    assert opt_before is None and learn.opt_gen is opt_first, "made at the first fit, kept for the next"
+    assert state and all(not torch.equal(learn.opt_gen.state[k]["exp_avg"], v) for k, v in state.items())
+    assert learn.opt_gen.param_groups[0]["lr"] == 5e-3 and learn.opt_crit.param_groups[0]["lr"] == 5e-3
 
 
 def test_grids_use_the_validation_inputs_in_order_denormalised():
@@ -378,7 +384,7 @@ def test_score_checkpoints_scores_each_and_keeps_the_best(tmp_path, monkeypatch)
 
 
 def test_critic_accuracy_counts_real_and_generated_patches():
-    from helpers.gan import critic_accuracy
+    from helpers.metrics import critic_accuracy
 
     class Mean(nn.Module):
         def __init__(self, sign):
