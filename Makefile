@@ -8,7 +8,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanit
 export HELPERS_PROGRESS ?= none
 SMOKE_DIR := runs/smoke
 
-.PHONY: setup run test smoke unit lab clean
+.PHONY: setup run test smoke unit lab lab-check times clean
 
 setup: $(STAMP)
 
@@ -40,17 +40,21 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests $(NOTEBOOKS) $(NBVAL)
 
 # Dry run of the full profile on any machine: every notebook, 2 batches per loader, 1 epoch per fit,
-# random init allowed, floors reported but not enforced. Executed copies go to runs/smoke/, so the
-# committed notebooks keep their small-profile outputs.
+# random init allowed, floors reported but not enforced, each cell timed (benchmarks/notebook_times.py).
+# Executed copies and timings go to runs/smoke/, so the committed notebooks keep their small-profile outputs.
 smoke: setup
-	mkdir -p $(SMOKE_DIR)
-	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
-	  echo "=== smoke (full profile): $$nb"; \
-	  HELPERS_PROFILE=full HELPERS_SMOKE=1 HELPERS_RUNS=$(abspath $(SMOKE_DIR)) \
-	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --output-dir ../$(SMOKE_DIR) \
-	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
-	done
+	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS) --profile full --smoke --out $(SMOKE_DIR)
 	HELPERS_RUNS=$(abspath $(SMOKE_DIR)) $(PY) -m helpers.results
+
+# Per-cell seconds and peak GPU memory of every notebook in a chosen profile: make times PROFILE=full
+PROFILE ?= small
+times: setup
+	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS) --profile $(PROFILE) --out runs/times-$(PROFILE)
+
+# JupyterLab in headless Chromium (Debian's chromium and chromium-driver): run notebook 06 as a learner
+# would, save, reopen, and check the bars, widgets, console and outputs (tools/lab_check.py)
+lab-check: setup
+	$(PY) tools/lab_check.py
 
 unit: setup
 	$(PY) -m pytest -q tests

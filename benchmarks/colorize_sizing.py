@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 
 os.environ.setdefault("HELPERS_PROGRESS", "none")
 
@@ -29,7 +28,8 @@ from helpers import config  # noqa: E402
 from helpers.bodies import create_body, vgg16_bn_features  # noqa: E402
 from helpers.color import grayscale_folder  # noqa: E402
 from helpers.download import untar_data  # noqa: E402
-from helpers.imagedata import image_pair_data, resize_folder  # noqa: E402
+from helpers.folders import resize_folder  # noqa: E402
+from helpers.imagedata import image_pair_data  # noqa: E402
 from helpers.learner import Learner  # noqa: E402
 from helpers.losses import FeatureLoss  # noqa: E402
 from helpers.metrics import image_scores  # noqa: E402
@@ -37,7 +37,6 @@ from helpers.unet import DynamicUnet  # noqa: E402
 
 
 def main(loss: str, size: int, steps: int, nf_factor: float) -> None:
-    warnings.simplefilter("ignore")  # the no-ImageNet-weights warning, once per network
     config.seed_everything()
     path = untar_data("oxford-iiit-pet")
     color = resize_folder(path / "images", path / "small-192", 192)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 
 os.environ.setdefault("HELPERS_PROGRESS", "none")
 
@@ -29,7 +28,8 @@ from torch import nn  # noqa: E402
 from helpers import config  # noqa: E402
 from helpers.crappify import crappify_folder  # noqa: E402
 from helpers.download import untar_data  # noqa: E402
-from helpers.imagedata import center_square, critic_data, derive_folder  # noqa: E402
+from helpers.folders import derive_folder  # noqa: E402
+from helpers.imagedata import critic_data  # noqa: E402
 from helpers.layers import gan_critic  # noqa: E402
 from helpers.learner import accuracy_thresh_expand  # noqa: E402
 from helpers.losses import AdaptiveLoss  # noqa: E402
@@ -37,7 +37,8 @@ from helpers.losses import AdaptiveLoss  # noqa: E402
 
 def centre_square(src, dest) -> None:
     img = Image.open(src).convert("RGB")
-    top, left, s = center_square(img.height, img.width)
+    s = min(img.size)
+    left, top = (img.width - s) // 2, (img.height - s) // 2
     img.crop((left, top, left + s, top + s)).save(dest, quality=95)
 
 
@@ -85,7 +86,6 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--size", type=int, default=96)
     args = ap.parse_args()
-    warnings.simplefilter("ignore")  # no ImageNet weights are involved; keep the table readable
     for paired in (True, False):
         run(paired, args.steps, args.nf, args.lr, args.size)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 
 os.environ.setdefault("HELPERS_PROGRESS", "none")
 
@@ -24,7 +23,8 @@ import torch  # noqa: E402
 from helpers import config  # noqa: E402
 from helpers.bodies import create_body, vgg16_bn_features  # noqa: E402
 from helpers.download import untar_data  # noqa: E402
-from helpers.imagedata import image_pair_data, resize_folder  # noqa: E402
+from helpers.folders import resize_folder  # noqa: E402
+from helpers.imagedata import image_pair_data  # noqa: E402
 from helpers.learner import Learner  # noqa: E402
 from helpers.losses import FeatureLoss  # noqa: E402
 from helpers.metrics import image_scores  # noqa: E402
@@ -61,7 +61,6 @@ def main() -> None:
     ap.add_argument("--losses", nargs="+", default=["pixels", "features"], choices=["pixels", "features"])
     ap.add_argument("--no-identity", action="store_true", help="start the U-Net from random weights at its end too")
     args = ap.parse_args()
-    warnings.simplefilter("ignore")  # the "no ImageNet weights" warning, once per model
     print(f"{'loss':<9} {'seed':>4}  {'psnr_model':>10} {'psnr_bicubic':>12} {'gain dB':>7}  {'ssim_model':>10} {'ssim_bicubic':>12}")
     for loss in args.losses:
         for seed in args.seeds:

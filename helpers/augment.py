@@ -63,6 +63,11 @@ class PhotoStack:
     def __len__(self) -> int:
         return len(self.data)
 
+    def take(self, idx: torch.Tensor) -> "PhotoStack":
+        """Photos ``idx`` as a stack of their own (notebook 07)."""
+        idx = torch.as_tensor(idx).long().cpu()
+        return PhotoStack(self.data[idx.to(self.data.device)], self.sizes[idx], self.transposed[idx])
+
     def item(self, i: int) -> torch.Tensor:
         """Photo ``i`` as it was given: (C, h, w) uint8 (notebook 05)."""
         h, w = self.sizes[i].tolist()

@@ -2,7 +2,7 @@
 
 Introduced in notebook 02 (camvid-unet). The weights come through torchvision's weights API:
 ``<torch hub dir>/checkpoints/<file>`` if cached, else ``<HELPERS_MIRROR>/<file>`` when a mirror is
-set, else torchvision's own URL. When none can be had, the ``small`` profile warns once and uses
+set, else torchvision's own URL. When none can be had, the ``small`` profile notes it once and uses
 random init; the ``full`` profile stops with a message that says how to get them.
 
 Weights are trusted only once hashed. torchvision's file names end in the first hex digits of the
@@ -16,7 +16,6 @@ name. A cached file (downloaded, or copied there by hand) is hashed again before
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,10 +27,6 @@ from helpers import config
 from helpers.download import DownloadError, download_file, sha256_file
 
 _warned: set[str] = set()
-
-
-class PretrainedWeightsWarning(UserWarning):
-    """No ImageNet weights could be had; the small profile trains from random init (notebook 02)."""
 
 
 def _home_relative(path: Path) -> str:
@@ -115,11 +110,13 @@ def imagenet_model(arch: str, pretrained: bool = True) -> nn.Module:
     profile allows (see the module docstring) (notebook 02). ``HELPERS_PRETRAINED=off`` turns the
     weights off on purpose (a from-scratch run), in any profile."""
     model = models.get_model(arch, weights=None)
+    model.imagenet_weights = False  # what the model holds, for callers that choose by it (notebook 05)
     if pretrained and not config.pretrained_wanted():
         print(f"HELPERS_PRETRAINED=off: {arch} starts from random weights")
     elif pretrained:
         try:
             model.load_state_dict(load_imagenet_state(arch))
+            model.imagenet_weights = True
         except CorruptWeightsError:
             raise  # a bad file the user must remove or replace, in every profile: never random init
         except (DownloadError, OSError, RuntimeError) as err:
@@ -131,20 +128,20 @@ def imagenet_model(arch: str, pretrained: bool = True) -> nn.Module:
                     f"The {config.profile().name} profile needs ImageNet weights for {arch}, but they could "
                     f"not be loaded: {err}\n{how}. (HELPERS_PRETRAINED=off trains from random init on purpose; "
                     f"HELPERS_PROFILE=small does at CPU scale.)") from err
-            if arch not in _warned:
+            if arch not in _warned:  # once per model, on one line, in the cell's own output (no stderr block)
                 _warned.add(arch)
-                # attributed to this module by its package path, so a notebook's stored output names
-                # no file of the machine that ran it
-                warnings.warn_explicit(f"No ImageNet weights for {arch} ({type(err).__name__}); using random "
-                                       f"init. Results will be far from the lesson's. {how}.",
-                                       PretrainedWeightsWarning, "helpers/bodies.py", 0)
+                print(f"Note: no ImageNet weights for {arch} ({type(err).__name__}), so it starts from random "
+                      f"weights and results will be far from the lesson's. {how}.", flush=True)
     return model
 
 
 def create_body(arch: str = "resnet34", pretrained: bool = True, cut: int = -2) -> nn.Sequential:
     """A torchvision CNN without its head (``children()[:cut]``), with ImageNet weights if wanted and
     available (``imagenet_model``) (notebook 02)."""
-    return nn.Sequential(*list(imagenet_model(arch, pretrained).children())[:cut])
+    model = imagenet_model(arch, pretrained)
+    body = nn.Sequential(*list(model.children())[:cut])
+    body.imagenet_weights = model.imagenet_weights
+    return body
 
 
 def vgg16_bn_features(pretrained: bool = True) -> nn.Sequential:
@@ -152,5 +149,7 @@ def vgg16_bn_features(pretrained: bool = True) -> nn.Sequential:
     eval mode: the fixed network of the feature loss (notebook 05). Its weights come the same way as
     the ResNets' (``vgg16_bn-6c64b313.pth``, 528 MB, mirror fallback, hash checked); without them the
     small profile warns once and uses random init, the full profile stops with instructions."""
-    features = imagenet_model("vgg16_bn", pretrained).features
-    return features.eval().requires_grad_(False)
+    model = imagenet_model("vgg16_bn", pretrained)
+    features = model.features.eval().requires_grad_(False)
+    features.imagenet_weights = model.imagenet_weights
+    return features

@@ -26,14 +26,15 @@ class RenderOutOfMemoryError(RuntimeError):
     """Colorizing at this ``render_factor`` ran out of memory; a smaller factor needs less (notebook 07)."""
 
 
-def grayscale(src: Path | str, dest: Path | str, quality: int = 95) -> None:
+def grayscale(src: Path | str, dest: Path | str, quality: int = 75) -> None:
     """One photo as DeOldify's training input: ``convert('LA').convert('RGB')``, a gray picture in
-    three equal channels, saved at ``quality`` (notebook 07)."""
+    three equal channels, saved at ``quality`` (DeOldify's ``img.save(dest)``: PIL's default 75 for JPEG)
+    (notebook 07)."""
     with Image.open(src) as img:
         img.convert("LA").convert("RGB").save(dest, quality=quality)
 
 
-def grayscale_folder(src: Path | str, dest: Path | str, quality: int = 95, workers: int | None = None) -> Path:
+def grayscale_folder(src: Path | str, dest: Path | str, quality: int = 75, workers: int | None = None) -> Path:
     """Gray copies of every image below ``src`` under the same names in ``dest``, built in parallel,
     atomically and reused when present (``derive_folder``); returns ``dest`` (notebook 07)."""
     return derive_folder(src, dest, lambda s, d: grayscale(s, d, quality), {"quality": quality},

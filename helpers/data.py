@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from helpers import config
+from helpers.progress import progress_bar
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # per-channel mean and std of ImageNet, for inputs of networks pretrained on it (notebook 02)
@@ -61,11 +62,12 @@ def read_all(reader: Callable[[tuple], np.ndarray | str], jobs: list[tuple], wor
     """Run ``reader`` over ``jobs`` (in processes when there are many); a reader returns an array, or a
     string naming the path and the failure. If any fails, ``ImageDecodeError`` lists them all (notebook 01)."""
     workers = workers or min(config.cpu_count(), 8)
+    desc = f"decoding {len(jobs):,} images"
     if workers > 1 and len(jobs) > 2000:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(reader, jobs, chunksize=512))
+            results = list(progress_bar(pool.map(reader, jobs, chunksize=512), total=len(jobs), desc=desc))
     else:
-        results = [reader(j) for j in jobs]
+        results = [reader(j) for j in progress_bar(jobs, total=len(jobs), desc=desc)]
     raise_failures([r for r in results if isinstance(r, str)], len(jobs), "decoded")
     return results
 

@@ -23,11 +23,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm as tqdm_auto
-from tqdm.std import tqdm as tqdm_text
-
 from helpers import config
-from helpers.progress import progress_bar
+from helpers.progress import Progress, progress_bar
 
 TIMEOUT = 30  # seconds, for connecting and for each read
 CHUNK = 1 << 20
@@ -206,14 +203,12 @@ def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> 
     to ``archive``. Returns the sha256."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     part = archive.with_name(archive.name + ".part")
-    bar_cls = tqdm_text if config.progress_mode() == "text" else tqdm_auto
     try:
         with _open(url) as resp:
             length = resp.headers.get("Content-Length")
             expected = int(length) if length is not None else None
             received, digest = 0, hashlib.sha256()
-            with open(part, "wb") as out, bar_cls(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                                                  desc=archive.name, disable=config.progress_mode() == "none") as bar:
+            with open(part, "wb") as out, Progress(expected, archive.name, unit="B") as bar:
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)

@@ -111,12 +111,15 @@ class GANRecorder:
         """Raw generator and critic losses against their own batch counts (notebook 04)."""
         from helpers.show import _plt
         plt = _plt()
-        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-        a.plot(self.gen_losses, lw=0.8)
-        a.set_title("generator loss")
-        b.plot(self.crit_losses, lw=0.8, color="C1")
-        b.set_title("critic loss")
-        for ax in (a, b):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for ax, losses, name, colour in zip(axes, (self.gen_losses, self.crit_losses), ("generator", "critic"),
+                                            ("C0", "C1")):
+            if losses:  # few points get markers, so that each batch shows
+                ax.plot(range(1, len(losses) + 1), losses, "o-" if len(losses) <= 60 else "-", lw=0.8, ms=3,
+                        color=colour)
+            else:
+                ax.text(0.5, 0.5, f"no {name} batches", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(f"{name} loss ({len(losses)} batches)")
             ax.set_xlabel("batches of this model")
         fig.tight_layout()
 
@@ -143,10 +146,10 @@ class SaveEvery:
     """A GAN callback that saves both models every ``every`` iterations as ``<name>_<iteration>``
     (DeOldify's ``GANSaveCallback``); ``saved`` lists the iterations (notebook 03). ``at_start`` also
     saves the models as they enter the first fit, as iteration 0, so that "no GAN at all" competes
-    with the checkpoints (notebook 07)."""
+    with the checkpoints, and ``at_end`` the models as the last fit leaves them (notebook 07)."""
 
-    def __init__(self, every: int, name: str, at_start: bool = False):
-        self.every, self.name, self.at_start = every, name, at_start
+    def __init__(self, every: int, name: str, at_start: bool = False, at_end: bool = False):
+        self.every, self.name, self.at_start, self.at_end = every, name, at_start, at_end
         self.saved: list[int] = []
 
     def before_fit(self, learn: "GANLearner") -> None:
@@ -156,6 +159,11 @@ class SaveEvery:
 
     def after_batch(self, learn: "GANLearner") -> None:
         if learn.iteration % self.every == 0:
+            learn.save(f"{self.name}_{learn.iteration}")
+            self.saved.append(learn.iteration)
+
+    def after_fit(self, learn: "GANLearner") -> None:
+        if self.at_end and learn.iteration not in self.saved:
             learn.save(f"{self.name}_{learn.iteration}")
             self.saved.append(learn.iteration)
 
@@ -305,7 +313,7 @@ class GANLearner:
             start = time.perf_counter()
             steps: list[tuple[bool, torch.Tensor]] = []
             dl = getattr(self.data, "train_dl", self.data)  # a DataBunch's training loader, or a GAN loader
-            for x, real in progress_bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
+            for x, real in table.bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
                 self.clip_critic()
                 mode = self.gen_mode
                 loss = self.generator_step(x, real) if mode else self.critic_step(x, real)
@@ -380,20 +388,20 @@ class GANLearner:
         return self
 
 
-def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[], float],
-                      higher_is_better: bool = False) -> tuple[dict[int, float], int]:
-    """Load every checkpoint ``saver`` wrote during the fits, call ``score()`` on each (say, the
-    generator's colour error on the validation split), and leave ``learn`` at the best one; returns
-    ({iteration: score}, best iteration) (notebook 07). DeOldify's author picked the checkpoint by
-    eye; this picks it by a number."""
+def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[], dict[str, float]], key: str,
+                      higher_is_better: bool = False) -> tuple[dict[int, dict[str, float]], int]:
+    """Load every checkpoint ``saver`` wrote during the fits, call ``score()`` on each (numbers by name, say
+    the generator's colour error and colorfulness on half the validation photos), and leave ``learn`` at
+    the best one by ``key``; returns ({iteration: scores}, best iteration) (notebook 07). DeOldify's
+    author picked the checkpoint by eye; this picks it by a number."""
     if not saver.saved:
         raise ValueError(f"no checkpoints to score: {saver.name!r} saved none (fewer than {saver.every} iterations?)")
     scores = {}
-    for it in saver.saved:
+    for it in progress_bar(saver.saved, total=len(saver.saved), desc="scoring checkpoints"):
         learn.load(f"{saver.name}_{it}")
-        scores[it] = float(score())
+        scores[it] = {k: float(v) for k, v in score().items()}
     pick = max if higher_is_better else min
-    best = pick(scores, key=scores.get)
+    best = pick(scores, key=lambda it: scores[it][key])
     learn.load(f"{saver.name}_{best}")
     return scores, best
 

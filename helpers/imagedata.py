@@ -95,14 +95,24 @@ class ImagePairLoader(TensorLoader):
         x, y = (lighting(cut(s, idx, params, self.size).to(self.device) / 255, params) for s in (self.x, self.y))
         return (x - mean) / std, (y - mean) / std
 
+    @property
+    def n_ordered(self) -> int:
+        """How many batches ``in_order`` yields (notebook 05)."""
+        return config.n_batches(-(-self.n_items // self.bs), self.max_batches)
+
     def in_order(self):
         """``(idx, (x, y))`` for each batch of the items in their order, the last one partial, without
         augmentation unless this is a training loader (a smoke run caps the batches like any loader's)
         (notebook 05)."""
-        n = -(-self.n_items // self.bs)
-        for b in range(config.n_batches(n, self.max_batches)):
+        for b in range(self.n_ordered):
             idx = torch.arange(b * self.bs, min((b + 1) * self.bs, self.n_items))
             yield idx, self.batch(idx)
+
+    def subset(self, idx: torch.Tensor) -> "ImagePairLoader":
+        """This loader with items ``idx`` only, e.g. one half of the validation photos (notebook 07)."""
+        idx = torch.as_tensor(idx).long()
+        names = None if self.names is None else [self.names[i] for i in idx.tolist()]
+        return self.replace(x=self.x.take(idx), y=self.y.take(idx), names=names)
 
     def region_masks(self, idx: torch.Tensor, regions: dict[str, tuple[int, int, int, int]]) -> torch.Tensor:
         """(n, size, size) bool: the pixels of items ``idx``'s validation windows whose centres fall inside
@@ -149,7 +159,7 @@ def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torc
 
 
 def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, valid_pct: float = 0.1,
-                    seed: int = 42, hr_size: int | None = None, tfms: Augment | None = None,
+                    seed: int = 42, hr_size: int | None = None, x_size: int | None = None, tfms: Augment | None = None,
                     max_batches: int | None = None, valid_batches: int | None = None,
                     device: torch.device | None = None) -> ImagePairData:
     """The lesson's ``ImageImageList.from_folder(path_x).split_by_rand_pct(valid_pct, seed)
@@ -157,8 +167,8 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
     ``normalize(imagenet_stats, do_y=True)`` (notebook 05). ``tfms`` defaults to the lesson's
     ``get_transforms(max_zoom=2.)``.
 
-    Inputs are kept at their own size, targets with their shorter side at most ``hr_size`` (default
-    ``max_zoom * size``, so a zoomed window keeps its detail). The profile may cap the training items;
+    Inputs are kept at their own size (or with their shorter side at most ``x_size``), targets with their
+    shorter side at most ``hr_size`` (default ``max_zoom * size``, so a zoomed window keeps its detail). The profile may cap the training items;
     ``max_batches`` caps the training batches per epoch and ``valid_batches`` the validation batches
     scored after each epoch (spread over the set).
     """
@@ -170,7 +180,7 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
     hr = hr_size or round(max(1.0, tfms.max_zoom) * size)
 
     def loader(idx: list[int], train: bool) -> ImagePairLoader:
-        x = PhotoStack.from_list(decode_at([xs[i] for i in idx]), device)
+        x = PhotoStack.from_list(decode_at([xs[i] for i in idx], x_size), device)
         y = PhotoStack.from_list(decode_at([ys[i] for i in idx], hr), device)
         return ImagePairLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
                                tfms, names=[str(xs[i].relative_to(path_x)) for i in idx])
@@ -214,7 +224,7 @@ def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quali
     if dl.names is None:
         raise ValueError("save_preds needs a loader that knows its file names (image_pair_data makes them)")
     with building(dest) as new:
-        for idx, (x, _) in progress_bar(dl.in_order(), total=len(dl), desc="saving predictions"):
+        for idx, (x, _) in progress_bar(dl.in_order(), total=dl.n_ordered, desc="saving predictions"):
             for i, img in zip(idx.tolist(), predict_images(learn, x)):
                 path = new / dl.names[i]
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -190,3 +190,22 @@ def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float =
     last = norm if norm in ("spectral", "weight") else None  # no BatchNorm on the logits
     layers += [conv_layer(nf, 1, 4, padding=0, bias=False, use_activ=False, norm=last), Flatten()]
     return nn.Sequential(*layers)
+
+
+def custom_gan_critic(n_channels: int = 3, nf: int = 256, n_blocks: int = 3, p: float = 0.15,
+                      norm: str | None = "spectral", self_attention: bool = True) -> nn.Sequential:
+    """DeOldify's ``custom_gan_critic`` (``deoldify/critics.py``): images -> a patch map of logits, flattened
+    (notebook 07). Spectral-normed convs with LeakyReLU(0.2), no batch norm: a stride-2 4x4 conv to ``nf``
+    channels, dropout ``p/2``, then ``n_blocks`` x [3x3 conv, dropout ``p``, stride-2 4x4 conv doubling the
+    channels (self-attention after the first)], a 3x3 conv, and a 4x4 conv without padding, bias or
+    activation to one channel. ``norm`` and ``self_attention`` as in ``gan_critic``."""
+    def conv(ni: int, no: int, ks: int, stride: int = 1, **kwargs) -> nn.Sequential:
+        return conv_layer(ni, no, ks, stride, norm=norm, leaky=0.2, **kwargs)
+
+    layers: list[nn.Module] = [conv(n_channels, nf, 4, 2), nn.Dropout2d(p / 2)]
+    for i in range(n_blocks):
+        layers += [conv(nf, nf, 3), nn.Dropout2d(p), conv(nf, nf * 2, 4, 2, self_attention=self_attention and i == 0)]
+        nf *= 2
+    last = norm if norm in ("spectral", "weight") else None  # no BatchNorm on the logits
+    layers += [conv(nf, nf, 3), conv_layer(nf, 1, 4, padding=0, bias=False, use_activ=False, norm=last), Flatten()]
+    return nn.Sequential(*layers)

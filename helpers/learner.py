@@ -255,7 +255,7 @@ class Learner:
             self._event("before_epoch")
             batch_losses = []
             dl = self.data.train_dl
-            for xb, yb in progress_bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
+            for xb, yb in table.bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
                 self._record_step(opt)
                 batch_losses.append(self._train_batch(xb, yb, opt))
                 if sched is not None:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import config
 from helpers.hooks import Hooks
 
 
@@ -139,3 +140,16 @@ class FeatureLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layer_ids={self.layer_ids}, layer_wgts={self.layer_wgts}, gram_weight={self.gram_weight}"
+
+
+def training_loss(feat_loss: FeatureLoss) -> tuple[Callable, str]:
+    """What an image-to-image model trains on, and why (notebooks 05 and 07): ``feat_loss`` itself when its
+    features network holds ImageNet weights (``helpers.bodies`` marks them), as the lesson does; its pixel
+    term alone (``base_loss``) when the network is random, because random features made the pictures
+    worse than the pixel loss did (README, "05 · superres"). A smoke run takes the feature loss either
+    way: it walks the path a machine with the weights takes."""
+    if getattr(feat_loss.m_feat, "imagenet_weights", False):
+        return feat_loss, "the feature loss: VGG16 has ImageNet weights"
+    if config.smoke():
+        return feat_loss, "the feature loss: a smoke run follows the path the ImageNet weights would take"
+    return feat_loss.base_loss, "pixels (the feature loss's L1 term): VGG16 has no ImageNet weights here"

@@ -17,6 +17,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from helpers.color import merge_chroma
 from helpers.imagedata import predict_images
 from helpers.learner import autocast
+from helpers.progress import progress_bar
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,8 @@ def critic_accuracy(critic: torch.nn.Module, generator: torch.nn.Module, dl) -> 
     generator.eval()
     right = []
     try:
-        for x, real in dl.full() if hasattr(dl, "full") else dl:
+        dl = dl.full() if hasattr(dl, "full") else dl
+        for x, real in progress_bar(dl, total=len(dl), desc="critic accuracy"):
             with autocast(real.device):
                 right.append(critic_right(critic, real, generator(x)).cpu())
     finally:
@@ -111,7 +113,7 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
     was = critic.training if critic is not None else None
     if critic is not None:
         critic.eval()
-    for idx, (x, y) in dl.in_order():
+    for idx, (x, y) in progress_bar(dl.in_order(), total=dl.n_ordered, desc=f"scoring {dl.n_items} photos"):
         raw = predict_images(learn, x, raw=True)
         pred, target = learn.data.denorm(raw).clamp(0, 1), learn.data.denorm(y).clamp(0, 1)
         if critic is not None:

@@ -226,11 +226,14 @@ def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
 
 
 def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None,
-                       row_titles: list[str] | None = None, keep_luminance: bool = False) -> None:
+                       row_titles: list[str] | None = None, keep_luminance: bool = False,
+                       crop: float | None = None, zoom: int = 2) -> None:
     """Input / Prediction / Target for validation items spread over the set (or items ``idx``),
     denormalised, as the lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model
     (notebook 05). ``row_titles`` label the predictions; ``keep_luminance`` shows the prediction's
-    chroma on the input's luminance, as DeOldify does (``helpers.color.merge_chroma``; notebook 07)."""
+    chroma on the input's luminance, as DeOldify does (``helpers.color.merge_chroma``; notebook 07).
+    ``crop`` shows the centre ``crop`` of each side instead, every pixel ``zoom`` screen pixels wide, as
+    a PNG: where fine detail is the point, nothing is smoothed or JPEG-coded (notebooks 03, 05)."""
     dl = dl or learn.data.valid_dl
     idx = _spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
     rows = len(idx)
@@ -245,5 +248,14 @@ def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=No
             return row_titles[i]
         return titles[j] if i == 0 else None
 
-    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j)),
-               rows, 3, figsize=(3 * imgsize, rows * imgsize), photo=True)
+    if crop is None:
+        plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j)),
+                   rows, 3, figsize=(3 * imgsize, rows * imgsize), photo=True)
+        return
+    side = images[0].shape[-1]
+    c = max(1, round(side * crop))
+    lo = (side - c) // 2
+    images = [im[..., lo:lo + c, lo:lo + c] for im in images]
+    inches = c * zoom / 100 + 0.15  # 100 dpi: zoom screen pixels per image pixel, and a margin
+    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j), interpolation="nearest"),
+               rows, 3, figsize=(3 * inches, rows * (inches + 0.25)), dpi=100)

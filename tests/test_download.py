@@ -77,6 +77,14 @@ def sha(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def fails_cleanly(data, monkeypatch, url, error, match):
+    """untar_data from ``url`` raises ``error`` (matching ``match``) and leaves nothing behind."""
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+    with pytest.raises(error, match=match):
+        untar_data("mnist_png")
+    assert_clean(data)
+
+
 def assert_clean(data: Path, folder="mnist_png"):
     """Nothing half-written: no dataset folder, no temp dirs, no .part files."""
     assert not (data / folder).exists()
@@ -124,10 +132,7 @@ def test_force_replaces_existing_folder(served, data, monkeypatch):
 
 def test_http_404(served, data, monkeypatch):
     _, url, hits = served
-    monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(DownloadError, match=r"HTTP 404 .*mnist_png\.tgz.*HELPERS_MIRROR"):
-        untar_data("mnist_png")
-    assert_clean(data)
+    fails_cleanly(data, monkeypatch, url, DownloadError, r"HTTP 404 .*mnist_png\.tgz.*HELPERS_MIRROR")
 
 
 def test_truncated_archive(served, data, monkeypatch):
@@ -135,10 +140,7 @@ def test_truncated_archive(served, data, monkeypatch):
     blob = make_tgz(root / "full.tgz", files={f"mnist_png/training/{i}.png": bytes(range(256)) * 50
                                               for i in range(20)})
     (root / "mnist_png.tgz").write_bytes(blob[: len(blob) // 2])
-    monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(CorruptArchiveError, match="Corrupt or truncated archive"):
-        untar_data("mnist_png")
-    assert_clean(data)
+    fails_cleanly(data, monkeypatch, url, CorruptArchiveError, "Corrupt or truncated archive")
     assert not (data / "archives" / "mnist_png.tgz").exists()  # removed, so the next run re-downloads
     assert issubclass(CorruptArchiveError, DownloadError)
 
@@ -148,10 +150,7 @@ def test_wrong_checksum(served, data, monkeypatch):
     blob = make_tgz(root / "mnist_png.tgz")
     wrong = "ab" * 32
     (root / "SHA256SUMS").write_text(f"{wrong}  mnist_png.tgz\n")
-    monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(DownloadError, match=f"Checksum mismatch.*sha256 {sha(blob)}, expected {wrong}.*removed"):
-        untar_data("mnist_png")
-    assert_clean(data)
+    fails_cleanly(data, monkeypatch, url, DownloadError, f"Checksum mismatch.*sha256 {sha(blob)}, expected {wrong}.*removed")
     assert not (data / "archives" / "mnist_png.tgz").exists()
 
 
@@ -160,10 +159,7 @@ def test_member_escaping_with_dotdot_is_refused(served, data, monkeypatch):
     evil = tarfile.TarInfo("mnist_png/../evil.txt")
     evil.size = 4
     make_tgz(root / "mnist_png.tgz", extra=[evil])
-    monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(DownloadError, match=r"refusing to extract 'mnist_png/\.\./evil\.txt': it would land outside"):
-        untar_data("mnist_png")
-    assert_clean(data)
+    fails_cleanly(data, monkeypatch, url, DownloadError, r"refusing to extract 'mnist_png/\.\./evil\.txt': it would land outside")
     assert not list(data.rglob("evil.txt")) and not (data.parent / "evil.txt").exists()
 
 
@@ -173,19 +169,13 @@ def test_links_and_fifos_are_refused(served, data, monkeypatch, kind):
     info = tarfile.TarInfo("mnist_png/training/link")
     info.type, info.linkname = kind, "/etc/passwd"
     make_tgz(root / "mnist_png.tgz", extra=[info])
-    monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(DownloadError, match=r"refusing to extract 'mnist_png/training/link': it is a"):
-        untar_data("mnist_png")
-    assert_clean(data)
+    fails_cleanly(data, monkeypatch, url, DownloadError, r"refusing to extract 'mnist_png/training/link': it is a")
 
 
 def test_member_outside_top_folder_is_refused(served, data, monkeypatch):
     root, url, hits = served
     make_tgz(root / "mnist_png.tgz", files={**FILES, "other/x.png": b"x"})
-    monkeypatch.setenv("HELPERS_MIRROR", url)
-    with pytest.raises(DownloadError, match=r"refusing to extract 'other/x\.png'"):
-        untar_data("mnist_png")
-    assert_clean(data)
+    fails_cleanly(data, monkeypatch, url, DownloadError, r"refusing to extract 'other/x\.png'")
     assert not (data / "other").exists()
 
 

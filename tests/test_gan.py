@@ -25,31 +25,20 @@ def test_generator_and_critic_shapes(size, channels, extra):
     assert crit(img).shape == (5,)  # one score per image
 
 
-def _layers(model):
-    return [(type(m).__name__, m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0],
-             m.bias is not None)
-            for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+def _layers(model) -> str:
+    """Each conv as "in>out kernel/stride/padding", "+b" when it has a bias."""
+    return ", ".join(f"{m.in_channels}>{m.out_channels} {m.kernel_size[0]}/{m.stride[0]}/{m.padding[0]}"
+                     f"{'+b' if m.bias is not None else ''}"
+                     for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
 
 
 def test_64px_3ch_one_extra_layer_matches_the_lesson():
     gen = basic_generator(in_size=64, n_channels=3, n_extra_layers=1)
-    assert _layers(gen) == [
-        ("ConvTranspose2d", 100, 512, 4, 1, 0, False),
-        ("ConvTranspose2d", 512, 256, 4, 2, 1, False),
-        ("ConvTranspose2d", 256, 128, 4, 2, 1, False),
-        ("ConvTranspose2d", 128, 64, 4, 2, 1, False),
-        ("ConvTranspose2d", 64, 64, 3, 1, 1, False),
-        ("ConvTranspose2d", 64, 3, 4, 2, 1, False)]
+    assert _layers(gen) == "100>512 4/1/0, 512>256 4/2/1, 256>128 4/2/1, 128>64 4/2/1, 64>64 3/1/1, 64>3 4/2/1"
     kinds = [type(m).__name__ for m in gen.modules() if not list(m.children())]
     assert kinds == ["ConvTranspose2d", "ReLU", "BatchNorm2d"] * 5 + ["ConvTranspose2d", "Tanh"]
     crit = basic_critic(in_size=64, n_channels=3, n_extra_layers=1)
-    assert _layers(crit) == [
-        ("Conv2d", 3, 64, 4, 2, 1, True),
-        ("Conv2d", 64, 64, 3, 1, 1, False),
-        ("Conv2d", 64, 128, 4, 2, 1, False),
-        ("Conv2d", 128, 256, 4, 2, 1, False),
-        ("Conv2d", 256, 512, 4, 2, 1, False),
-        ("Conv2d", 512, 1, 4, 1, 0, False)]
+    assert _layers(crit) == "3>64 4/2/1+b, 64>64 3/1/1, 64>128 4/2/1, 128>256 4/2/1, 256>512 4/2/1, 512>1 4/1/0"
     kinds = [type(m).__name__ for m in crit.modules() if not list(m.children())]
     assert kinds == (["Conv2d", "LeakyReLU"] + ["Conv2d", "LeakyReLU", "BatchNorm2d"] * 4 + ["Conv2d", "Flatten"])
     assert all(m.negative_slope == 0.2 for m in crit.modules() if isinstance(m, nn.LeakyReLU))
@@ -63,8 +52,8 @@ def test_64px_3ch_one_extra_layer_matches_the_lesson():
 
 def test_32px_is_one_stage_shorter():
     gen, crit = basic_generator(32, 1), basic_critic(32, 1)
-    assert [l[1:3] for l in _layers(gen)] == [(100, 256), (256, 128), (128, 64), (64, 1)]
-    assert [l[1:3] for l in _layers(crit)] == [(1, 64), (64, 128), (128, 256), (256, 1)]
+    assert [c.split()[0] for c in _layers(gen).split(", ")] == ["100>256", "256>128", "128>64", "64>1"]
+    assert [c.split()[0] for c in _layers(crit).split(", ")] == ["1>64", "64>128", "128>256", "256>1"]
 
 
 def test_wasserstein_loss_signs():
@@ -363,24 +352,28 @@ def test_score_checkpoints_scores_each_and_keeps_the_best(tmp_path, monkeypatch)
     from helpers.gan import SaveEvery, score_checkpoints
     monkeypatch.setenv("HELPERS_DATA", str(tmp_path))
     learn_gen, learn_crit = _pair_learners()
-    saver = SaveEvery(2, "ckpt", at_start=True)
+    saver = SaveEvery(5, "ckpt", at_start=True, at_end=True)
     learn = GANLearner.from_learners(learn_gen, learn_crit, callbacks=[saver])
     start = next(learn.generator.parameters()).sum().item()
-    learn.fit(2, 1e-2)  # 8 iterations
-    learn.fit(1, 1e-2)  # 4 more: no second iteration 0
+    learn.fit(2, 1e-2)  # 8 iterations: saved at 5 and, at the end, 8
+    learn.fit(1, 1e-2)  # 4 more: no second iteration 0; 10, then 12 at the end
     first = lambda: next(learn.generator.parameters()).sum().item()
     by_hand = {}
     for it in saver.saved:
         learn.load(f"ckpt_{it}")
         by_hand[it] = first()
-    scores, best = score_checkpoints(learn, saver, first)
-    assert scores == by_hand and list(scores) == [0, 2, 4, 6, 8, 10, 12]
-    assert scores[0] == start  # the models as they entered the first fit
+
+    def score():
+        return {"sum": first(), "other": 0.0}
+
+    scores, best = score_checkpoints(learn, saver, score, key="sum")
+    assert {k: v["sum"] for k, v in scores.items()} == by_hand and list(scores) == [0, 5, 8, 10, 12]
+    assert scores[0]["sum"] == start  # the models as they entered the first fit
     assert best == min(by_hand, key=by_hand.get) and first() == by_hand[best]  # left at the best one
-    scores, best = score_checkpoints(learn, saver, first, higher_is_better=True)
+    scores, best = score_checkpoints(learn, saver, score, key="sum", higher_is_better=True)
     assert best == max(by_hand, key=by_hand.get) and first() == by_hand[best]
     with pytest.raises(ValueError, match="saved none"):
-        score_checkpoints(learn, SaveEvery(100, "none"), first)
+        score_checkpoints(learn, SaveEvery(100, "none"), score, key="sum")
 
 
 def test_critic_accuracy_counts_real_and_generated_patches():

@@ -1,6 +1,5 @@
 """helpers.imagedata: pairs matched by name, the loaders; helpers.metrics against hand computations; the
 image-to-image pictures."""
-
 import numpy as np
 import pytest
 import torch
@@ -8,32 +7,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from conftest import SIZES, photo
 from helpers.folders import resize_folder
 from helpers.imagedata import get_transforms, image_pair_data, image_pairs, split_by_rand_pct
 from helpers.metrics import bicubic_upsample, image_scores, psnr, ssim
-
-SIZES = [(40, 56), (64, 48), (50, 50), (36, 90), (48, 64), (60, 45), (44, 44), (56, 40), (72, 54), (45, 60)]
-
-
-def photo(i: int, w: int, h: int) -> Image.Image:
-    """A smooth picture whose colour says which photo it is (red = 20 * i) and where (green, blue ramps)."""
-    xs, ys = np.meshgrid(np.linspace(0, 255, w), np.linspace(0, 255, h))
-    arr = np.stack([np.full((h, w), 20 * i), xs, ys], -1).astype(np.uint8)
-    return Image.fromarray(arr)
-
-
-@pytest.fixture
-def photos(tmp_path):
-    hr = tmp_path / "pets" / "images"
-    hr.mkdir(parents=True)
-    for i, (w, h) in enumerate(SIZES):
-        photo(i, w, h).save(hr / f"pet_{i}.jpg", quality=95)
-    return hr
-
-
-def short_side(path):
-    with Image.open(path) as img:
-        return min(img.size), img.mode
 
 
 # --- pairs and split ------------------------------------------------------------------------------

@@ -145,3 +145,18 @@ def test_adaptive_loss_expands_one_label_per_image_to_the_patch_map():
     maps = torch.randn(4, 1, 5, 5)  # an unflattened map
     assert torch.allclose(AdaptiveLoss(nn.BCEWithLogitsLoss())(maps, labels),
                           F.binary_cross_entropy_with_logits(maps.flatten(1), labels[:, None].float().expand(4, 25)))
+
+
+@pytest.mark.parametrize("weights, smoke, trains_on", [(True, False, "features"), (False, False, "pixels"),
+                                                       (False, True, "features"), (True, True, "features")])
+def test_the_training_loss_follows_the_weights_not_the_profile(monkeypatch, weights, smoke, trains_on):
+    from helpers.losses import FeatureLoss, training_loss
+    monkeypatch.setenv("HELPERS_SMOKE", "1" if smoke else "0")
+    for profile in ("small", "full"):
+        monkeypatch.setenv("HELPERS_PROFILE", profile)
+        m_feat = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU())
+        m_feat.imagenet_weights = weights  # as helpers.bodies marks a network it loaded (or not)
+        feat = FeatureLoss(m_feat, layer_ids=(1, 3), layer_wgts=(1, 1))
+        loss, why = training_loss(feat)
+        assert (loss is feat) == (trains_on == "features") and (loss is F.l1_loss) == (trains_on == "pixels")
+        assert ("ImageNet" in why) and why.startswith("the feature loss" if trains_on == "features" else "pixels")
