@@ -42,7 +42,7 @@ def main(loss: str, size: int, steps: int, nf_factor: float) -> None:
     color = resize_folder(path / "images", path / "small-192", 192)
     gray = grayscale_folder(color, path / "gray-192")
     data = image_pair_data(gray, color, size=size, bs=8, max_zoom=1.2, max_batches=steps, valid_batches=4)
-    model = DynamicUnet(create_body("resnet34"), n_out=3, img_size=(size, size), blur=True, norm="spectral+batch",
+    model = DynamicUnet(create_body("resnet34"), n_out=3, blur=True, norm="spectral+batch",
                         self_attention=True, y_range=(-3.0, 3.0), last_cross=True, nf_factor=nf_factor)
     loss_func = F.l1_loss if loss == "l1" else FeatureLoss(vgg16_bn_features(), layer_wgts=(20, 70, 10), gram_weight=None)
     learn = Learner(data, model, loss_func=loss_func, wd=1e-3, layer_groups=model.layer_groups())

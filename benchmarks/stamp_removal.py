@@ -42,7 +42,7 @@ def main() -> None:
     data = image_pair_data(path_lr, path / "images", size=64, bs=8, hr_size=256, max_batches=12, valid_batches=2,
                            tfms=get_transforms(max_zoom=2.0, min_zoom=2.0))
     data_eval = data.resized(128)
-    model = DynamicUnet(create_body("resnet34"), n_out=3, img_size=(64, 64), blur=True, norm="weight",
+    model = DynamicUnet(create_body("resnet34"), n_out=3, blur=True, norm="weight",
                         self_attention=True)
     start_as_identity_(model)
     learn = Learner(data, model, loss_func=nn.MSELoss(), wd=1e-3, layer_groups=model.layer_groups())

@@ -36,7 +36,7 @@ def run(loss: str, seed: int, identity: bool) -> dict[str, float]:
     path_lr = resize_folder(path / "images", path / "small-48", 48)
     config.seed_everything(seed)
     data = image_pair_data(path_lr, path / "images", size=64, bs=8, hr_size=192, max_batches=4, valid_batches=2)
-    model = DynamicUnet(create_body("resnet34", pretrained=True), n_out=3, img_size=(64, 64), blur=True, norm="weight")
+    model = DynamicUnet(create_body("resnet34", pretrained=True), n_out=3, blur=True, norm="weight")
     if identity:
         start_as_identity_(model)
     feat_loss = FeatureLoss(vgg16_bn_features(pretrained=True), (22, 32, 42), (5, 15, 2))

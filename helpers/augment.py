@@ -1,21 +1,7 @@
-"""Photos of any size kept as one padded stack, and windows cut from a whole batch of them at once,
-with fastai v1's ``get_transforms`` applied jointly to input and target.
-
-Introduced in notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it.
-
-A ``PhotoStack`` holds N photos of different sizes in one uint8 tensor, each padded to the largest
-short side by the largest long side (portraits stored transposed, so landscape and portrait photos
-share the padding), on the training device when it is a GPU. ``cut`` makes a batch of square windows
-from it in one ``grid_sample``: every output pixel is traced back through flip, warp, rotation and the
-window's position and zoom to a point of its photo, reflected at that photo's own edges, and sampled
-bilinearly; a window larger than the output is sampled k times finer and averaged (k x k samples per
-pixel, as ``roi_align`` does), so shrinking does not alias. Input and target (two resolutions of the
-same photos) are cut with the same ``Params``, so they stay aligned.
-
-``Augment`` draws the random parameters as fastai's ``get_transforms`` does (its defaults:
-``max_rotate=10``, ``max_warp=0.2``, ``max_lighting=0.2``, ``p_affine=p_lighting=0.75``, flip with
-probability 1/2), with the window zoom (``max_zoom``) of this project's earlier pair loader. Lighting
-is fastai's: brightness and contrast on the logits of the pixels, ``sigmoid((logit(x) + logit(b)) * c)``.
+"""Windows cut from a whole batch of photos at once, with fastai v1's ``get_transforms`` applied jointly to input
+and target (notebook 05; reused by notebooks 03 and 07). ``cut`` traces each output pixel back through flip, warp,
+rotation and window to its photo (reflected at that photo's edges) in one ``grid_sample``, k x k samples per pixel
+when shrinking, as ``roi_align`` does. Input and target are cut with the same ``Params``, so they stay aligned.
 """
 from __future__ import annotations
 
@@ -25,55 +11,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class PhotoStack:
-    """N photos (C, h_i, w_i) as one padded uint8 tensor ``data`` (N, C, S, L) with S the largest short
-    side and L the largest long side; ``sizes`` (N, 2) holds each photo's (h, w) and ``transposed`` (N,)
-    whether it is stored as (w, h). The padding mirrors each photo at its edges, so a window that
-    reaches past a photo's border (rotation, warp) sees the photo reflected, as fastai's
-    ``padding_mode='reflection'`` (notebook 05)."""
-
-    data: torch.Tensor
-    sizes: torch.Tensor  # on the host
-    transposed: torch.Tensor  # on the host
-
-    @classmethod
-    def from_list(cls, photos: list[torch.Tensor], device: torch.device | None = None) -> "PhotoStack":
-        """Stack photos (C, h, w) uint8 of any sizes; on ``device`` (the host, pinned when CUDA exists,
-        if ``device`` is the CPU) (notebook 05)."""
-        if not photos:
-            raise ValueError("no photos to stack")
-        sizes = torch.tensor([p.shape[-2:] for p in photos], dtype=torch.long)
-        transposed = sizes[:, 0] > sizes[:, 1]
-        s, l = int(sizes.min(1).values.max()), int(sizes.max(1).values.max())
-        pin = torch.cuda.is_available() and (device is None or device.type == "cpu")
-        data = torch.empty(len(photos), photos[0].shape[0], s, l, dtype=torch.uint8, pin_memory=pin)
-        for i, (p, t) in enumerate(zip(photos, transposed.tolist())):
-            p = p.transpose(-1, -2) if t else p
-            rows, cols = (_mirror(torch.arange(n), m) for n, m in ((s, p.shape[-2]), (l, p.shape[-1])))
-            data[i] = p[:, rows[:, None], cols[None, :]]  # the padding mirrors the photo at its edges
-        stack = cls(data, sizes, transposed)
-        return stack.to(device) if device is not None and device.type != "cpu" else stack
-
-    def to(self, device: torch.device) -> "PhotoStack":
-        """The pixels on ``device``; the sizes stay on the host, where the windows are planned."""
-        return PhotoStack(self.data.to(device), self.sizes, self.transposed)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def take(self, idx: torch.Tensor) -> "PhotoStack":
-        """Photos ``idx`` as a stack of their own (notebook 07)."""
-        idx = torch.as_tensor(idx).long().cpu()
-        return PhotoStack(self.data[idx.to(self.data.device)], self.sizes[idx], self.transposed[idx])
-
-    def item(self, i: int) -> torch.Tensor:
-        """Photo ``i`` as it was given: (C, h, w) uint8 (notebook 05)."""
-        h, w = self.sizes[i].tolist()
-        if bool(self.transposed[i]):
-            return self.data[i, :, :w, :h].transpose(-1, -2)
-        return self.data[i, :, :h, :w]
+from helpers.photos import PhotoStack
 
 
 @dataclass
@@ -102,8 +40,7 @@ class Params:
 
 
 def center_boxes(sizes: torch.Tensor) -> torch.Tensor:
-    """The centred square of photos of ``sizes`` (n, 2) = (h, w), on whole pixels, as fractions (n, 4)
-    (notebook 05)."""
+    """The centred square of photos of ``sizes`` (n, 2) = (h, w), on whole pixels, as fractions (n, 4) (notebook 05)."""
     h, w = sizes[:, 0].float(), sizes[:, 1].float()
     s = torch.minimum(h, w)
     top, left = ((h - s) // 2), ((w - s) // 2)
@@ -112,12 +49,12 @@ def center_boxes(sizes: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Augment:
-    """Random joint transforms, fastai v1's ``get_transforms`` (notebook 05): a square window of side
-    ``short side / zoom`` at a uniform position, ``zoom`` uniform in [``min_zoom``, ``max_zoom``] with
-    probability ``p_zoom``, else ``min_zoom`` (1 in fastai; more cuts patches, notebook 03); a horizontal flip with probability 1/2 (``do_flip``); a symmetric perspective warp of
-    magnitude up to ``max_warp`` and a rotation up to ``max_rotate`` degrees, each with probability
-    ``p_affine``; brightness in ``0.5 * (1 ± max_lighting)`` and contrast in [1 - ``max_lighting``,
-    1 / (1 - ``max_lighting``)] (log-uniform), each with probability ``p_lighting``."""
+    """Random joint transforms, fastai v1's ``get_transforms`` (notebook 05): a square window of side ``short side
+    / zoom`` at a uniform position, ``zoom`` uniform in [``min_zoom``, ``max_zoom``] with probability ``p_zoom``,
+    else ``min_zoom`` (1 in fastai; more cuts patches, notebook 03); a horizontal flip with probability 1/2
+    (``do_flip``); a symmetric perspective warp up to ``max_warp`` and a rotation up to ``max_rotate`` degrees,
+    each with probability ``p_affine``; brightness in ``0.5 * (1 ± max_lighting)`` and log-uniform contrast in
+    [1 - ``max_lighting``, 1 / (1 - ``max_lighting``)], each with probability ``p_lighting``."""
 
     max_zoom: float = 1.1
     p_zoom: float = 0.75
@@ -153,8 +90,7 @@ NO_AUGMENT = Augment(max_zoom=1.0, do_flip=False, max_rotate=0.0, max_warp=0.0, 
 
 
 def _homographies(warp: torch.Tensor) -> torch.Tensor:
-    """(n, 3, 3) maps of fastai's ``symmetric_warp``: the corners (-1, -1), (-1, 1), (1, -1), (1, 1) (x, y)
-    go to themselves pushed out by the magnitudes m (n, 4) as fastai sets its ``targ_pts``."""
+    """(n, 3, 3) maps of fastai's ``symmetric_warp``: corners (±1, ±1) pushed out by the magnitudes (n, 4)."""
     m0, m1, m2, m3 = warp.unbind(1)
     src = torch.tensor([[-1.0, -1], [-1, 1], [1, -1], [1, 1]]).expand(len(warp), 4, 2)
     dst = torch.stack([torch.stack([-1 - m3, -1 - m1], 1), torch.stack([-1 - m2, 1 + m1], 1),
@@ -171,8 +107,8 @@ def _homographies(warp: torch.Tensor) -> torch.Tensor:
 
 
 def _matrices(params: Params, sizes: torch.Tensor) -> torch.Tensor:
-    """(n, 3, 3) projective maps from output coordinates in [-1, 1] to pixels of each photo (edges at whole
-    numbers): flip, then warp, then rotation, then the window's position and size, composed."""
+    """(n, 3, 3) maps from output coordinates in [-1, 1] to photo pixels (edges at whole numbers): flip, warp,
+    rotation, then the window."""
     n = len(sizes)
     flip = torch.eye(3).repeat(n, 1, 1)
     flip[:, 0, 0] = 1 - 2 * params.flip.float()
@@ -190,8 +126,7 @@ def _matrices(params: Params, sizes: torch.Tensor) -> torch.Tensor:
 
 def _grid(params: Params, sizes: torch.Tensor, transposed: torch.Tensor, stack_hw: tuple[int, int],
           out: int, device: torch.device) -> torch.Tensor:
-    """Sampling grid (n, out, out, 2) in ``grid_sample``'s coordinates of the padded stack, on ``device``:
-    each output pixel's centre mapped by ``_matrices`` into its photo's place in the stack."""
+    """Sampling grid (n, out, out, 2): each output pixel's centre in ``grid_sample``'s coordinates of the stack."""
     n = len(sizes)
     sh, sw = stack_hw
     swap = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
@@ -207,25 +142,17 @@ def _grid(params: Params, sizes: torch.Tensor, transposed: torch.Tensor, stack_h
     return torch.stack([x, y], -1)
 
 
-def _mirror(i: torch.Tensor, length: int) -> torch.Tensor:
-    """Indices ``i`` reflected into [0, length), the edge pixel repeated (..., 1, 0, 0, 1, ...)."""
-    i = torch.remainder(i, 2 * length)
-    return torch.where(i >= length, 2 * length - 1 - i, i)
-
-
-# On the CPU, a tensor of more than 32 MB is a fresh mapping of memory each time (glibc's ceiling for
-# reusing freed blocks), and touching its pages costs more than the resampling (a 48-MB batch of
-# photos: 25 ms to convert to float, 3.6 ms into reused memory); so the CPU cuts a batch in chunks
-# whose photos stay under this many float elements. A GPU takes the whole batch at once.
+# On the CPU a tensor over 32 MB is freshly mapped each time (glibc's ceiling for reusing freed blocks), and its
+# page faults cost more than the resampling (a 48-MB batch: 25 ms to convert to float, 3.6 ms into reused memory);
+# so the CPU cuts a batch into chunks of at most this many float elements. A GPU takes the whole batch.
 CPU_CHUNK_ELEMENTS = 4 << 20
 
 
 def cut(stack: PhotoStack, idx: torch.Tensor, params: Params, size: int) -> torch.Tensor:
-    """The windows of photos ``idx`` described by ``params`` (flip, warp, rotation, box; no lighting),
-    each resampled to ``size`` x ``size``: float (n, C, size, size) in [0, 255] on the stack's device, in
-    one ``grid_sample`` (on a CPU, one per chunk of the batch; see ``CPU_CHUNK_ELEMENTS``) (notebook 05).
-    A window larger than ``size`` pixels is sampled ``k`` times finer (``k = ceil(largest window /
-    size)``, at most 4) and averaged over k x k blocks, as ``roi_align`` does."""
+    """The windows of photos ``idx`` that ``params`` describe (flip, warp, rotation, box; no lighting), each
+    resampled to ``size`` x ``size``: float (n, C, size, size) in [0, 255] on the stack's device (notebook 05).
+    A window over ``size`` pixels is sampled ``k = ceil(largest window / size)`` (at most 4) times finer and
+    averaged over k x k blocks, as ``roi_align`` does; a CPU works in chunks (``CPU_CHUNK_ELEMENTS``)."""
     idx = torch.as_tensor(idx).long().cpu()
     sizes, transposed = stack.sizes[idx], stack.transposed[idx]
     box_px = ((params.boxes[:, 2] - params.boxes[:, 0]) * sizes[:, 1]).max().item()

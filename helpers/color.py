@@ -1,24 +1,14 @@
 """Colour for colorization: gray copies made as DeOldify makes them, the chroma merge, ``render_factor``.
-
-Introduced in notebook 07 (deoldify). Colour-space conversions are kornia's (YUV with the BT.601
-matrix, CIE Lab under D65); the quality numbers (colorfulness, colour error) are in
-``helpers.metrics``.
-
-DeOldify's inference, which ``colorize`` follows: square the photo to ``render_factor * 16`` pixels,
-colorize that, resize the result back to the photo's size, and keep only its chroma (U, V): the
-luminance (Y) is the original photo's, so no detail is lost to the model's working resolution.
-"""
+Introduced in notebook 07 (deoldify); the colour metrics are in ``helpers.metrics``."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import kornia.color
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from helpers.folders import derive_folder
-from helpers.imagedata import predict_images
 from helpers.memory import reclaim
 
 
@@ -27,27 +17,22 @@ class RenderOutOfMemoryError(RuntimeError):
 
 
 def grayscale(src: Path | str, dest: Path | str, quality: int = 75) -> None:
-    """One photo as DeOldify's training input: ``convert('LA').convert('RGB')``, a gray picture in
-    three equal channels, saved at ``quality`` (DeOldify's ``img.save(dest)``: PIL's default 75 for JPEG)
-    (notebook 07)."""
+    """Save a photo gray, as DeOldify's training input: ``convert('LA').convert('RGB')``, at ``quality`` (75:
+    PIL's JPEG default, as DeOldify's ``img.save(dest)``) (notebook 07)."""
     with Image.open(src) as img:
         img.convert("LA").convert("RGB").save(dest, quality=quality)
 
 
 def grayscale_folder(src: Path | str, dest: Path | str, quality: int = 75, workers: int | None = None) -> Path:
-    """Gray copies of every image below ``src`` under the same names in ``dest``, built in parallel,
-    atomically and reused when present (``derive_folder``); returns ``dest`` (notebook 07)."""
+    """Gray copies (``grayscale``) of the images below ``src``, same names, in ``dest``; returns it (notebook 07)."""
     return derive_folder(src, dest, lambda s, d: grayscale(s, d, quality), {"quality": quality},
                          maker="grayscale_folder", desc="gray copies", what="converted to gray", workers=workers)
 
 
 def merge_chroma(color: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
-    """The luminance of ``gray`` with the chroma of ``color`` (DeOldify's post-processing) (notebook 07).
-
-    Both (3, H, W) or (N, 3, H, W) in [0, 1]; ``color`` may be smaller and is resized (bilinear) to
-    ``gray``'s size first. YUV with BT.601 weights; the result is clamped to [0, 1], so Y is kept
-    exactly wherever the merged colour lies inside the RGB cube.
-    """
+    """The luminance (Y, BT.601) of ``gray`` with the chroma of ``color``, as DeOldify's post-processing (notebook
+    07). Both (3, H, W) or (N, 3, H, W) in [0, 1], ``color`` resized to ``gray``'s size; the result is in [0, 1]."""
+    import kornia.color
     batched = gray.dim() == 4
     color, gray = (color, gray) if batched else (color[None], gray[None])
     if color.shape[-2:] != gray.shape[-2:]:
@@ -66,19 +51,16 @@ def render_size(render_factor: int) -> int:
 
 @torch.no_grad()
 def colorize(learn, photo: torch.Tensor, render_factor: int = 35) -> torch.Tensor:
-    """A photo (3, H, W) in [0, 1], gray or not, colorized as DeOldify does: squared to
-    ``render_size(render_factor)``, passed through the generator, resized back and merged with the
-    photo's own luminance (``merge_chroma``); returns (3, H, W) in [0, 1] on the CPU (notebook 07).
-
-    Running out of memory (a GPU's, or the machine's) raises ``RenderOutOfMemoryError``, which names
-    a smaller factor to try; it never returns the input instead.
-    """
+    """A photo (3, H, W) in [0, 1] colorized as DeOldify does: squared to ``render_size(render_factor)``, through the
+    generator, resized back and given the photo's luminance; returns (3, H, W) in [0, 1] on the CPU (notebook 07).
+    Out of memory raises ``RenderOutOfMemoryError`` naming a smaller factor."""
+    import kornia.color
     side = render_size(render_factor)
     luma = kornia.color.rgb_to_grayscale(photo.float()) if photo.shape[0] == 3 else photo.float()  # BT.601, as PIL's "L"
     gray = luma.expand(3, -1, -1)
     x = F.interpolate(gray[None], (side, side), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
     try:
-        pred = predict_images(learn, learn.data.prepare(x))
+        pred = learn.predict_batch(learn.data.prepare(x), denorm=True)
     except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is one; MPS and the CPU allocator say it in words
         if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e) \
                 and "can't allocate memory" not in str(e):

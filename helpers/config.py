@@ -1,23 +1,5 @@
-"""Every switch of the project, read from ``HELPERS_*`` environment variables in one place.
-
-Introduced in notebook 01 (resnet-mnist); every notebook starts with ``config.banner()``.
-
-=====================  ==========================================================================
-variable               meaning
-=====================  ==========================================================================
-``HELPERS_PROFILE``    ``small`` (CPU, minutes) or ``full`` (the lesson's scale, GPU). Unset:
-                       ``full`` when CUDA is available, else ``small``.
-``HELPERS_DATA``       download cache and extracted datasets (default: ``<repo>/data``)
-``HELPERS_MIRROR``     ``http://``, ``https://`` or ``file://`` base that replaces the canonical
-                       hosts: ``<mirror>/<name>.tgz``
-``HELPERS_RUNS``       where results records go (default: ``<repo>/runs``)
-``HELPERS_SEED``       global seed (default 42)
-``HELPERS_PROGRESS``   ``auto`` (widgets in Jupyter, text elsewhere), ``text`` or ``none``
-``HELPERS_DEVICE``     force a torch device (``cpu``, ``cuda``, ``cuda:1``, ``mps``)
-``HELPERS_PRETRAINED`` ``off``: encoders start from random weights on purpose
-``HELPERS_SMOKE``      ``1``: dry run of every code path, a couple of batches each (``make smoke``)
-=====================  ==========================================================================
-"""
+"""Every switch of the project, read from ``HELPERS_*`` environment variables (the README's table lists them).
+Introduced in notebook 01 (resnet-mnist); every notebook starts with ``config.banner()``."""
 from __future__ import annotations
 
 import os
@@ -34,9 +16,7 @@ PROFILES = ("small", "full")
 
 @dataclass(frozen=True)
 class Profile:
-    """What a profile changes. Notebooks never branch on it inside a training call; helpers read it,
-    and each notebook states its own size choices in one marked cell (notebook 01)."""
-
+    """What a profile (``HELPERS_PROFILE``: ``small``, CPU scale, or ``full``, the lesson's) changes (notebook 01)."""
     name: str
     max_train_items: int | None  # cap on training items per dataset (random, seeded subset)
     needs_pretrained: bool  # full: missing ImageNet weights are an error; small: a warning
@@ -44,30 +24,19 @@ class Profile:
     smoke: bool = False  # HELPERS_SMOKE=1: every code path, a couple of batches each (see ``smoke``)
 
     def pick(self, small, full):
-        """``small`` or ``full`` depending on the profile. Used once per notebook, in the cell that
-        says what the profile changes, and for the floors (notebook 01)."""
+        """``small`` or ``full`` depending on the profile (notebook 01)."""
         return small if self.name == "small" else full
 
 
 _PROFILES = {
-    "small": Profile(
-        "small",
-        max_train_items=20_000,
-        needs_pretrained=False,
-        summary="CPU scale: training sets capped at 20,000 items, smaller image sizes, fewer batches "
-        "per epoch where a notebook says so; missing pretrained weights only warn",
-    ),
-    "full": Profile(
-        "full",
-        max_train_items=None,
-        needs_pretrained=True,
-        summary="the lesson's scale: full datasets, sizes and schedules; needs ImageNet weights",
-    ),
+    "small": Profile("small", max_train_items=20_000, needs_pretrained=False,
+                     summary="CPU scale: training sets capped at 20,000 items, smaller image sizes, fewer batches "
+                     "per epoch where a notebook says so; missing pretrained weights only warn"),
+    "full": Profile("full", max_train_items=None, needs_pretrained=True,
+                    summary="the lesson's scale: full datasets, sizes and schedules; needs ImageNet weights"),
 }
 
-# A smoke run (HELPERS_SMOKE=1) executes a profile's code paths end to end on a CPU: every loader
-# yields at most SMOKE_BATCHES batches, every fit runs SMOKE_EPOCHS epoch, lr_find SMOKE_LR_FIND_ITS
-# iterations, missing ImageNet weights only warn, and floors are reported but not enforced.
+# A smoke run's caps: batches per loader, epochs per fit, lr_find iterations.
 SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_LR_FIND_ITS = 2, 1, 3
 
 
@@ -77,7 +46,7 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def profile() -> Profile:
-    """The profile in effect, with the smoke switch applied (notebook 01)."""
+    """The profile in effect, smoke switch applied; ``HELPERS_PROFILE`` unset: ``full`` with CUDA (notebook 01)."""
     name = _env("PROFILE")
     if name is None:
         name = "full" if torch.cuda.is_available() else "small"
@@ -106,16 +75,13 @@ def smoke_cap(n: int, cap: int) -> int:
 
 
 def n_batches(n: int, max_batches: int | None = None) -> int:
-    """Batches a loader yields per pass: ``n``, capped by the loader's own ``max_batches`` and, in a
-    smoke run, by ``SMOKE_BATCHES`` (notebook 01)."""
+    """``n`` batches capped by ``max_batches`` and, in a smoke run, by ``SMOKE_BATCHES`` (notebook 01)."""
     n = min(n, max_batches) if max_batches else n
     return smoke_cap(n, SMOKE_BATCHES)
 
 
 def device() -> torch.device:
-    """The torch device everything runs on: ``HELPERS_DEVICE``, else CUDA if present, else an Apple
-    GPU (MPS) if present, else the CPU (notebook 01). The default profile is ``full`` only with CUDA:
-    an MPS machine is a laptop and gets ``small`` unless ``HELPERS_PROFILE`` says otherwise."""
+    """The torch device: ``HELPERS_DEVICE``, else CUDA, else an Apple GPU (MPS), else the CPU (notebook 01)."""
     forced = _env("DEVICE")
     if forced:
         return torch.device(forced)
@@ -128,25 +94,24 @@ def device() -> torch.device:
 
 
 def cpu_count() -> int:
-    """CPU cores this process may use: its affinity mask where the OS has one (Linux), else every core
-    (macOS, Windows) (notebook 01)."""
+    """CPU cores this process may use: its affinity mask where the OS has one (Linux), else all (notebook 01)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
 
 
 def data_dir() -> Path:
-    """Download cache and extracted datasets (notebook 01)."""
+    """Download cache and extracted datasets: ``HELPERS_DATA``, default ``<repo>/data`` (notebook 01)."""
     return Path(_env("DATA", str(ROOT / "data"))).expanduser().resolve()
 
 
 def runs_dir() -> Path:
-    """Where each notebook writes its results record (notebook 01)."""
+    """Where each notebook writes its results record: ``HELPERS_RUNS``, default ``<repo>/runs`` (notebook 01)."""
     return Path(_env("RUNS", str(ROOT / "runs"))).expanduser().resolve()
 
 
 def mirror() -> str | None:
-    """Base URL replacing canonical download hosts, or None (notebook 01)."""
+    """``HELPERS_MIRROR``: an http(s):// or file:// base URL replacing the download hosts, or None (notebook 01)."""
     base = _env("MIRROR")
     if base and not base.startswith(("http://", "https://", "file://")):
         raise ValueError(f"HELPERS_MIRROR={base!r} must start with http://, https:// or file://")
@@ -154,7 +119,7 @@ def mirror() -> str | None:
 
 
 def progress_mode() -> str:
-    """``auto``, ``text`` or ``none`` (notebook 01)."""
+    """``HELPERS_PROGRESS``: ``auto`` (default: widgets in Jupyter, else text), ``text`` or ``none`` (notebook 01)."""
     mode = _env("PROGRESS", "auto")
     if mode not in ("auto", "text", "none"):
         raise ValueError(f"HELPERS_PROGRESS={mode!r}: expected auto, text or none")
@@ -162,11 +127,18 @@ def progress_mode() -> str:
 
 
 def pretrained_wanted() -> bool:
-    """False when ``HELPERS_PRETRAINED=off``: train encoders from random init on purpose, in any
-    profile, without a warning or an error (notebook 02)."""
+    """False when ``HELPERS_PRETRAINED=off``: encoders start from random weights on purpose (notebook 02)."""
     value = _env("PRETRAINED", "on")
     if value not in ("on", "off"):
         raise ValueError(f"HELPERS_PRETRAINED={value!r}: expected on or off")
+    return value == "on"
+
+
+def gpu_tuning() -> bool:
+    """False when ``HELPERS_GPU_TUNING=off``: none of the CUDA speed settings, to measure them (notebook 01)."""
+    value = _env("GPU_TUNING", "on")
+    if value not in ("on", "off"):
+        raise ValueError(f"HELPERS_GPU_TUNING={value!r}: expected on or off")
     return value == "on"
 
 

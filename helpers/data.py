@@ -16,89 +16,64 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from helpers import config
-from helpers.progress import progress_bar
+from helpers.files import atomic_write
+from helpers.photos import ImageDecodeError, PhotoStack, random_squares, read_image  # noqa: F401 (ImageDecodeError: public)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # per-channel mean and std of ImageNet, for inputs of networks pretrained on it (notebook 02)
 IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
 
 
-class ImageDecodeError(RuntimeError):
-    """Raised when one or more image files cannot be decoded; names every bad path (notebook 01)."""
-
-
 def open_image(path: Path | str, convert_mode: str = "RGB") -> torch.Tensor:
     """Read one image file as a float tensor (C, H, W) in [0, 1] (notebook 01)."""
-    return torch.from_numpy(_read_uint8(Path(path), convert_mode)).float() / 255
+    return torch.from_numpy(read_image(path, convert_mode)).float() / 255
 
 
-def _read_uint8(path: Path, convert_mode: str) -> np.ndarray:
-    with Image.open(path) as img:
-        arr = np.array(img.convert(convert_mode), dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+def normalize(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of a batch (N, C, H, W); ``stats`` None leaves ``x`` (notebook 01)."""
+    if stats is None:
+        return x
+    mean, std = (s.to(x.device).view(1, -1, 1, 1) for s in stats)
+    return (x - mean) / std
 
 
-def _read_or_error(args: tuple[Path, str]) -> np.ndarray | str:
-    path, mode = args
-    try:
-        return _read_uint8(path, mode)
-    except Exception as exc:  # noqa: BLE001 - every decode failure is reported by path
-        return f"{path}: {type(exc).__name__}: {exc}"
+def denormalize(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """Undo ``normalize`` (notebook 01)."""
+    if stats is None:
+        return x
+    mean, std = (s.to(x.device).view(1, -1, 1, 1) for s in stats)
+    return x * std + mean
 
 
-def read_all(reader: Callable[[tuple], np.ndarray | str], jobs: list[tuple], workers: int | None = None) -> list[np.ndarray]:
-    """Run ``reader`` over ``jobs`` (in processes when there are many); a reader returns an array, or a
-    string naming the path and the failure. If any fails, ``ImageDecodeError`` lists them all (notebook 01)."""
-    workers = workers or min(config.cpu_count(), 8)
-    desc = f"decoding {len(jobs):,} images"
-    if workers > 1 and len(jobs) > 2000:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(progress_bar(pool.map(reader, jobs, chunksize=512), total=len(jobs), desc=desc))
-    else:
-        results = [reader(j) for j in progress_bar(jobs, total=len(jobs), desc=desc)]
-    raise_failures([r for r in results if isinstance(r, str)], len(jobs), "decoded")
-    return results
+def spread(n: int, k: int) -> torch.Tensor:
+    """``k`` of ``n`` item indices spread evenly over them, both ends included: what a capped validation
+    pass scores, and the items a picture shows (notebook 01)."""
+    return torch.linspace(0, n - 1, k).round().long()
 
 
-def raise_failures(bad: list[str], total: int, what: str) -> None:
-    """Raise ``ImageDecodeError`` listing every failure (``"<path>: <error>"``, the first 20 shown) out of
-    ``total`` images that could not be ``what`` (decoded, resized); nothing when ``bad`` is empty
-    (notebook 01)."""
-    if bad:
-        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise ImageDecodeError(f"{len(bad)} of {total} image(s) could not be {what}; remove or replace them:\n  {shown}")
-
-
-def decode_images(paths: Sequence[Path], convert_mode: str = "RGB", workers: int | None = None) -> torch.Tensor:
-    """Decode same-sized images into one uint8 tensor (N, C, H, W), in parallel (notebook 01).
-
-    Every file is tried; if any fails, ``ImageDecodeError`` lists all the failures by path.
-    """
-    results = read_all(_read_or_error, [(Path(p), convert_mode) for p in paths], workers)
-    shapes = {r.shape for r in results}
-    if len(shapes) > 1:
-        raise ImageDecodeError(f"images differ in size ({sorted(shapes)[:4]} ...); resize them first")
-    return torch.from_numpy(np.stack(results)) if results else torch.empty(0, dtype=torch.uint8)
-
-
-def _cache_file(root: Path, items: Sequence[Path], convert_mode: str) -> Path:
-    key = hashlib.sha1(convert_mode.encode())
+def cached(root: Path, items: Sequence[Path], tag: str, build: Callable[[], object]) -> object:
+    """``build()``'s result, saved under ``<root>/.cache/`` keyed by the items' names and sizes and ``tag``,
+    and loaded from there on later calls (an unreadable cache is rebuilt) (notebook 01)."""
+    key = hashlib.sha1(tag.encode())
     for p in items:
-        key.update(str(p.relative_to(root)).encode())
-        key.update(str(p.stat().st_size).encode())
-    return root / ".cache" / f"decoded-{key.hexdigest()[:16]}.pt"
+        key.update(f"{p.relative_to(root)}{p.stat().st_size}".encode())
+    path = root / ".cache" / f"decoded-{key.hexdigest()[:16]}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
+            pass
+    value = build()
+    atomic_write(path, lambda tmp: torch.save(value, tmp))
+    return value
 
 
 @dataclass
@@ -147,21 +122,15 @@ class ImageList:
         return SplitData(self.subset(parts[train]), self.subset(parts[valid]))
 
     def decode(self) -> torch.Tensor:
-        """All images as one uint8 tensor (N, C, H, W), cached on disk after the first call (notebook 01)."""
-        cache = _cache_file(self.root, self.items, self.convert_mode)
-        if cache.exists():
-            try:
-                x = torch.load(cache, weights_only=True)
-                if len(x) == len(self):
-                    return x
-            except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
-                pass
-        x = decode_images(self.items, self.convert_mode)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save(x, tmp)
-        os.replace(tmp, cache)
-        return x
+        """All images, which must share a size, as one uint8 tensor (N, C, H, W), decoded in parallel and
+        cached on disk after the first call (notebook 01)."""
+        def build() -> torch.Tensor:
+            stack = PhotoStack.decode(self.items, self.convert_mode)
+            if len({tuple(s) for s in stack.sizes.tolist()}) > 1:
+                raise ImageDecodeError(f"images below {self.root} differ in size ({stack.sizes.unique(dim=0)[:4].tolist()} "
+                                       f"...); resize them first")
+            return stack.data.transpose(-1, -2) if bool(stack.transposed.any()) else stack.data
+        return cached(self.root, self.items, self.convert_mode, build)
 
 
 @dataclass
@@ -242,12 +211,8 @@ def rand_pad(padding: int, size: int, mode: str = "constant") -> Transform:
 
 
 class TensorLoader:
-    """Batches cut from a preloaded uint8 tensor; transforms and normalisation act on whole batches (notebook 01).
-
-    Yields ``(x, y)`` on ``device`` with ``x`` float. The images live on the device when it is a GPU,
-    otherwise in (pinned when CUDA exists) host memory. A subclass may hold lists of per-item tensors
-    instead (images of different sizes, notebook 05); its ``batch`` then makes them one batch.
-    """
+    """Batches cut from a preloaded uint8 tensor, transformed and normalised as whole batches, on ``device``
+    (notebook 01); the images live on the GPU when there is one. Subclasses hold other stores (notebooks 02, 05)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False,
                  tfms: Sequence[Transform] = (), device: torch.device | None = None,
@@ -288,19 +253,16 @@ class TensorLoader:
         x = x.to(self.device, non_blocking=True).float().div_(255)
         for tfm in self.tfms if tfms is None else tfms:
             x = tfm(x)
-        if self.stats is not None:
-            mean, std = self.stats
-            x = (x - mean) / std
-        return x
+        return normalize(x, self.stats)
+
+    def indices(self) -> torch.Tensor:
+        """The items one pass yields, in order: all in order, or, for a capped pass without shuffling,
+        items ``spread`` over the set rather than the first ones (notebook 01)."""
+        n, used = len(self.x), min(len(self.x), len(self) * self.bs)
+        return spread(n, used) if used < n else torch.arange(n)
 
     def __iter__(self):
-        n, used = len(self.x), len(self) * self.bs
-        if self.shuffle:
-            order = torch.randperm(n, device=getattr(self.x, "device", None))
-        elif used < n:  # a capped validation pass: items spread evenly over the set, not just the first
-            order = torch.linspace(0, n - 1, used).round().long()
-        else:
-            order = torch.arange(n)
+        order = torch.randperm(len(self.x), device=getattr(self.x, "device", None)) if self.shuffle else self.indices()
         for b in range(len(self)):
             yield self.batch(order[b * self.bs:(b + 1) * self.bs])
 
@@ -342,22 +304,16 @@ class DataBunch:
             mean, std = x.mean(dims), x.std(dims)
         else:
             mean, std = (torch.as_tensor(s, dtype=torch.float32) for s in stats)
-        shaped = (mean.view(1, -1, 1, 1).to(self.device), std.view(1, -1, 1, 1).to(self.device))
-        self.train_dl.stats = self.valid_dl.stats = shaped
+        self.train_dl.stats = self.valid_dl.stats = (mean.to(self.device), std.to(self.device))
         return self
 
     def denorm(self, x: torch.Tensor) -> torch.Tensor:
         """Undo ``normalize`` for display (notebook 01)."""
-        if self.stats is None:
-            return x
-        mean, std = self.stats
-        return x * std.to(x.device) + mean.to(x.device)
+        return denormalize(x, self.stats)
 
     def resized(self, size, bs: int | None = None, max_batches: int | None = None, tfms=None) -> "DataBunch":
-        """The same decoded items served at another ``size`` (and batch size, training batches per epoch,
-        and an image-pair loader's training transforms ``tfms``), for progressive resizing, when the
-        loaders resize as they batch (CamVid's frames and masks, notebook 02; photo pairs, notebook 05).
-        Nothing is decoded again (notebook 02)."""
+        """The same decoded items at another ``size`` (and batch size, batches per epoch, pair transforms ``tfms``):
+        progressive resizing without decoding again (notebooks 02, 05)."""
         train, valid = self.train_dl, self.valid_dl
         extra = {} if tfms is None else {"augment": tfms}
         return dataclasses.replace(
@@ -371,63 +327,29 @@ class DataBunch:
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Raw float images in [0, 1] (N, C, H, W) -> normalised model input on the device (notebook 01)."""
-        x = x.to(self.device)
-        if self.stats is not None:
-            mean, std = self.stats
-            x = (x - mean) / std
-        return x
+        return normalize(x.to(self.device), self.stats)
 
 
 # --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
-
-def read_short_side(args: tuple[Path, str, int | None]) -> np.ndarray | str:
-    """``(path, convert_mode, size)`` -> uint8 array (C, H, W), shrunk so the short side is ``size``
-    (never enlarged; ``None`` keeps the size), or a string naming the path and the failure: a reader
-    for ``read_all`` (notebook 04)."""
-    path, mode, size = args
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode)
-            w, h = img.size
-            if size is not None and min(w, h) > size:  # shrink so the short side is ``size``; never enlarge
-                scale = size / min(w, h)
-                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-            arr = np.array(img, dtype=np.uint8)
-    except Exception as exc:  # noqa: BLE001 - every decode failure is reported by path
-        return f"{path}: {type(exc).__name__}: {exc}"
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def gan_images(il: ImageList, size: int) -> list[torch.Tensor] | torch.Tensor:
-    """Images for a GAN, as uint8 (C, H, W), short side at most ``size`` (notebook 04).
-
-    When the first image is already no larger than ``size`` on its short side (MNIST's 28 px for a
-    32-px GAN) the list is decoded as one cached tensor, as ``ImageList.decode`` does. Otherwise
-    (photos of any size) each image is shrunk so its short side is ``size`` and kept as its own
-    tensor; ``GANLoader`` takes a random ``size`` x ``size`` crop of it in every batch.
-    """
-    with Image.open(il.items[0]) as first:
-        small = min(first.size) <= size
-    if small:
-        return il.decode()
-    results = read_all(read_short_side, [(p, il.convert_mode, size) for p in il.items])
-    return [torch.from_numpy(np.ascontiguousarray(r)) for r in results]
+def gan_images(il: ImageList, size: int) -> PhotoStack:
+    """A GAN's real images as a ``PhotoStack`` of uint8 pictures with the short side at most ``size``,
+    decoded once (a JPEG at a reduced scale first: PIL's ``draft``) and cached as the digits of notebook 01
+    are (notebook 04). Same-sized small images (MNIST's digits) are the same stack without padding."""
+    def build() -> dict:
+        stack = PhotoStack.decode(il.items, il.convert_mode, short_side=size, draft=True)
+        return {"data": stack.data, "sizes": stack.sizes, "transposed": stack.transposed}
+    return PhotoStack(**cached(il.root, il.items, f"{il.convert_mode}-gan-{size}", build))
 
 
 class GANLoader:
-    """Batches ``(noise, real)`` for a GAN without validation set (notebook 04).
+    """Batches ``(noise, real)`` for a GAN, no validation set (notebook 04): standard normal noise (bs, noise_sz,
+    1, 1) and a random ``size`` square of each image in [-1, 1] (``random_squares``), black-padded if smaller."""
 
-    ``noise`` is ``(bs, noise_sz, 1, 1)`` standard normal; ``real`` is ``(bs, C, size, size)`` in
-    [-1, 1]: a random ``size`` x ``size`` crop of each image, zero-padded (black) when an image is
-    smaller than ``size`` (MNIST's 28 px become 32 with a 2-px black border).
-    """
-
-    def __init__(self, images: list[torch.Tensor] | torch.Tensor, size: int, bs: int = 64, noise_sz: int = 100,
+    def __init__(self, images: PhotoStack, size: int, bs: int = 64, noise_sz: int = 100,
                  device: torch.device | None = None, max_batches: int | None = None):
-        self.images, self.size, self.bs, self.noise_sz = images, size, bs, noise_sz
         self.device = device or config.device()
-        self.max_batches = max_batches
-        self.uniform = isinstance(images, torch.Tensor)
+        self.images = images.to(self.device) if self.device.type == "cuda" else images
+        self.size, self.bs, self.noise_sz, self.max_batches = size, bs, noise_sz, max_batches
 
     def __len__(self) -> int:
         return config.n_batches(len(self.images) // self.bs, self.max_batches)
@@ -436,28 +358,14 @@ class GANLoader:
     def n_items(self) -> int:
         return len(self.images)
 
-    def _crop(self, img: torch.Tensor) -> torch.Tensor:
-        s = self.size
-        h, w = img.shape[-2:]
-        if h < s or w < s:
-            ph, pw = max(0, s - h), max(0, s - w)
-            img = F.pad(img, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-            h, w = img.shape[-2:]
-        top, left = int(torch.randint(0, h - s + 1, ())), int(torch.randint(0, w - s + 1, ()))
-        return img[..., top:top + s, left:left + s]
-
     def real_batch(self, idx: torch.Tensor) -> torch.Tensor:
         """Images ``idx`` as a float batch in [-1, 1] on the device."""
-        if self.uniform and tuple(self.images.shape[-2:]) == (self.size, self.size):
-            x = self.images[idx]
-        else:
-            x = torch.stack([self._crop(self.images[int(i)]) for i in idx])
+        x = random_squares(self.images, idx, self.size)
         return x.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` noise vectors shaped for ``basic_generator``."""
-        z = torch.randn(n, self.noise_sz, 1, 1, generator=generator)
-        return z.to(self.device)
+        return torch.randn(n, self.noise_sz, 1, 1, generator=generator).to(self.device)
 
     def __iter__(self):
         order = torch.randperm(len(self.images))

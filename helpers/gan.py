@@ -1,44 +1,25 @@
-"""GAN training: a generator and a critic, each with its own optimizer, and a switcher that says who
-trains next.
+"""GAN training, as fastai v1's ``GANLearner`` in lesson 7: a generator and a critic, each with its own
+optimizer, pluggable losses (``crit_loss_func(real_pred, fake_pred)``, ``gen_loss_func(fake_pred, output,
+target)``), a switcher that says who trains next, optional critic clipping (WGAN) and critic learning-rate
+multiplier (fastai's ``GANDiscriminativeLR``).
 
-Introduced in notebook 04 (wgan) and shared by the super-resolution GAN and the colorizer. The
-pieces follow fastai v1's ``GANLearner`` as lesson 7 used it:
-
-- losses are pluggable: ``crit_loss_func(real_pred, fake_pred)`` and
-  ``gen_loss_func(fake_pred, output, target)`` (the generator loss may also compare its output with
-  the real target, e.g. pixel loss + critic score in super-resolution);
-- a switcher decides after every batch whether the generator or the critic trains next:
-  ``FixedGANSwitcher(n_crit, n_gen)`` or ``AdaptiveGANSwitcher(gen_thresh, critic_thresh)``;
-- optional weight clipping of the critic (WGAN), an optional critic learning-rate multiplier
-  (fastai's ``GANDiscriminativeLR``), and ``switch_eval`` to put the model that is not training in
-  eval mode;
-- ``fit(epochs, lr)`` prints one row per epoch with the smoothed generator and critic losses, and
-  renders a fixed batch of noise to an image grid after every epoch, or every ``grid_every`` epochs and
-  the last (``learn.grids``, by epoch).
-
-Wasserstein sign convention (the lesson's): the critic minimises ``real.mean() - fake.mean()``, so it
-learns to give real images *low* scores and fakes high ones; the generator minimises the mean
-critic score of its fakes, i.e. it pushes them towards the real images' low scores.
+Introduced in notebook 04 (wgan); notebooks 03 and 07 reuse it. Wasserstein sign convention (the lesson's):
+the critic minimises ``real.mean() - fake.mean()``, the generator the mean critic score of its fakes.
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.utils import make_grid
 
 from helpers import config
-from helpers.learner import (SmoothedLoss, autocast, check_finite, load_state, optimizer_step,
-                             run_callbacks, save_state, smoke_epochs)
+from helpers.loop import BaseLearner, SmoothedLoss, check_finite, make_optimizer, optimizer_step, smoke_epochs
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
-from helpers.progress import EpochTable, progress_bar
+from helpers.progress import progress_bar
+from helpers.recorder import GANRecorder
 
-
-# --- switchers ----------------------------------------------------------------------------------
 
 class FixedGANSwitcher:
     """``n_crit`` critic batches, then ``n_gen`` generator batches, and again (notebook 04)."""
@@ -76,11 +57,36 @@ class AdaptiveGANSwitcher:
     def reset(self) -> None:
         pass
 
-    def __call__(self, gen_mode: bool, loss: float) -> bool:
+    def __call__(self, gen_mode: bool, loss: float | None) -> bool:
+        """``loss``: the current model's latest batch loss on the host, None when none has arrived yet
+        (``HostLoss``): then a model with a threshold keeps training."""
         thresh = self.gen_thresh if gen_mode else self.critic_thresh
-        if thresh is None or loss < thresh:
+        if thresh is None or (loss is not None and loss < thresh):
             return not gen_mode
         return gen_mode
+
+
+class HostLoss:
+    """The loss a switcher decides from, without making a GPU wait (notebook 04): on the CPU the batch's own,
+    at once; on a GPU copied without waiting, and the previous batch's is returned (one batch late).
+    ``push`` returns (mode of that batch, value), or None while none has arrived."""
+
+    def __init__(self, lag: bool):
+        self.lag, self.pending = lag, None
+
+    def push(self, gen_mode: bool, loss: torch.Tensor) -> tuple[bool, float] | None:
+        if not self.lag:
+            return gen_mode, float(loss)
+        copy = loss.detach().to("cpu", non_blocking=True)
+        done = torch.cuda.Event() if loss.is_cuda else None
+        if done is not None:
+            done.record()
+        arrived, self.pending = self.pending, (gen_mode, copy, done)
+        if arrived is None:
+            return None
+        if arrived[2] is not None:
+            arrived[2].synchronize()  # the batch before this one: the GPU is past it, nothing waits
+        return arrived[0], float(arrived[1])
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -97,40 +103,9 @@ def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, value_range: tuple[
 
 # --- the learner ------------------------------------------------------------------------------
 
-class GANRecorder:
-    """Per-batch raw losses and per-epoch smoothed losses of both models (notebook 04)."""
-
-    def __init__(self):
-        self.gen_losses: list[float] = []   # raw, one per generator batch
-        self.crit_losses: list[float] = []  # raw, one per critic batch
-        self.epoch_gen: list[float] = []    # smoothed (beta 0.98), at the end of each epoch
-        self.epoch_crit: list[float] = []
-        self.train_seconds = 0.0
-
-    def plot_losses(self) -> None:
-        """Raw generator and critic losses against their own batch counts (notebook 04)."""
-        from helpers.show import _plt
-        plt = _plt()
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        for ax, losses, name, colour in zip(axes, (self.gen_losses, self.crit_losses), ("generator", "critic"),
-                                            ("C0", "C1")):
-            if losses:  # few points get markers, so that each batch shows
-                ax.plot(range(1, len(losses) + 1), losses, "o-" if len(losses) <= 60 else "-", lw=0.8, ms=3,
-                        color=colour)
-            else:
-                ax.text(0.5, 0.5, f"no {name} batches", ha="center", va="center", transform=ax.transAxes)
-            ax.set_title(f"{name} loss ({len(losses)} batches)")
-            ax.set_xlabel("batches of this model")
-        fig.tight_layout()
-
-
 def gan_losses(loss_gen: Callable, loss_crit: Callable, weights_gen: tuple[float, float] = (1.0, 1.0)):
-    """The losses fastai's ``GANLearner.from_learners`` builds from the two learners' own (notebook 03):
-
-    - generator: ``weights_gen[0] * loss_crit(critic(fake), real label)`` (fool the critic) plus
-      ``weights_gen[1] * loss_gen(fake, target)`` (stay close to the target);
-    - critic: ``(loss_crit(critic(real), 1) + loss_crit(critic(fake), 0)) / 2``.
-    """
+    """The losses fastai's ``GANLearner.from_learners`` builds (notebook 03): generator ``w0 * loss_crit(critic(fake),
+    1) + w1 * loss_gen(fake, target)``; critic ``(loss_crit(critic(real), 1) + loss_crit(critic(fake), 0)) / 2``."""
     def gen_loss(fake_pred: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ones = fake_pred.new_ones(fake_pred.shape[0])
         return weights_gen[0] * loss_crit(fake_pred, ones) + weights_gen[1] * loss_gen(output, target)
@@ -142,11 +117,16 @@ def gan_losses(loss_gen: Callable, loss_crit: Callable, weights_gen: tuple[float
     return gen_loss, crit_loss
 
 
+def checkpoint_every(planned: int, n: int = 6) -> int:
+    """Iterations between ``SaveEvery`` checkpoints so that a GAN of ``planned`` iterations saves about ``n``
+    of them (at least one iteration apart), whatever its length: every profile scores several (notebook 07)."""
+    return max(1, planned // n)
+
+
 class SaveEvery:
-    """A GAN callback that saves both models every ``every`` iterations as ``<name>_<iteration>``
-    (DeOldify's ``GANSaveCallback``); ``saved`` lists the iterations (notebook 03). ``at_start`` also
-    saves the models as they enter the first fit, as iteration 0, so that "no GAN at all" competes
-    with the checkpoints, and ``at_end`` the models as the last fit leaves them (notebook 07)."""
+    """A GAN callback saving both models every ``every`` iterations as ``<name>_<iteration>`` (DeOldify's
+    ``GANSaveCallback``), and with ``at_start`` / ``at_end`` as the first fit gets and the last leaves them
+    (notebooks 03, 07); ``saved`` lists the iterations."""
 
     def __init__(self, every: int, name: str, at_start: bool = False, at_end: bool = False):
         self.every, self.name, self.at_start, self.at_end = every, name, at_start, at_end
@@ -168,48 +148,41 @@ class SaveEvery:
             self.saved.append(learn.iteration)
 
 
-class GANLearner:
-    """A generator, a critic, their losses and optimizers, and the alternating training loop (notebook 04).
-
-    ``data`` yields ``(x, real)``: the generator's input (noise, or a degraded image) and the real
-    image it should imitate. Each model has its own Adam (``betas``, decoupled weight decay ``wd``),
-    made at the first ``fit`` and kept, with its state, for the later ones, as fastai's did. The loop shares ``Learner``'s pieces: autocast, the
-    optimizer step, loss smoothing, the NaN check and callbacks (events ``before_fit``,
-    ``after_batch`` with ``iteration``, ``gen_mode`` and ``loss`` of that batch set, ``after_epoch``,
-    ``after_fit``).
-    Parameters a model had frozen (``requires_grad`` off) stay frozen whenever it trains.
-    """
+class GANLearner(BaseLearner):
+    """A generator, a critic, their losses and optimizers, and the alternating loop (notebook 04). ``data``
+    yields ``(x, real)``. Each model's Adam is made at the first ``fit`` and kept, with its state, as
+    fastai's; ``batches`` counts each model's batches over every fit; a model's frozen parameters stay frozen."""
 
     def __init__(self, data, generator: nn.Module, critic: nn.Module,
-                 gen_loss_func: Callable = wasserstein_gen_loss,
-                 crit_loss_func: Callable = wasserstein_critic_loss,
-                 switcher=None, clip: float | None = None, critic_lr_mult: float = 1.0,
-                 switch_eval: bool = True, betas: tuple[float, float] = (0.9, 0.99), wd: float = 1e-2,
-                 n_grid: int = 64, grid_nrow: int = 8, grid_every: int = 1, callbacks=()):
-        self.data = data
-        self.device = getattr(data, "device", config.device())
+                 gen_loss_func: Callable = wasserstein_gen_loss, crit_loss_func: Callable = wasserstein_critic_loss,
+                 switcher=None, clip: float | None = None, critic_lr_mult: float = 1.0, switch_eval: bool = True,
+                 betas: tuple[float, float] = (0.9, 0.99), wd: float = 1e-2, n_grid: int = 64, grid_nrow: int = 8,
+                 grid_every: int = 1, callbacks=()):
+        super().__init__(data, callbacks)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.gen_loss_func, self.crit_loss_func = gen_loss_func, crit_loss_func
         self.switcher = switcher or FixedGANSwitcher()
         self.clip, self.critic_lr_mult, self.switch_eval = clip, critic_lr_mult, switch_eval
         self.betas, self.wd = betas, wd
-        self.callbacks = list(callbacks)
         self.recorder = GANRecorder()
         self.grids: dict[int, torch.Tensor] = {}  # epoch (counted over every fit) -> the fixed inputs' grid
         self.grid_nrow, self.grid_every, self.epochs_done = grid_nrow, grid_every, 0
         self.fixed_input = self._fixed_input(n_grid)
-        self.gen_mode = False
-        self.iteration = 0  # batches trained, both models, over every fit
+        self.gen_mode, self.iteration = False, 0
+        self.batches = {"generator": 0, "critic": 0}
         self._frozen: dict[int, list[bool]] = {}  # requires_grad of a model while it sits idle
         self.opt_gen = self.opt_crit = None
+
+    def models(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "critic": self.critic}
 
     @classmethod
     def wgan(cls, data, generator: nn.Module, critic: nn.Module, switcher=None, clip: float = 0.01,
              switch_eval: bool = False, betas: tuple[float, float] = (0.0, 0.99), wd: float = 0.0,
              **kwargs) -> "GANLearner":
-        """The lesson's ``GANLearner.wgan``: Wasserstein losses, critic weights clipped to ``±clip``,
-        5 critic batches per generator batch, Adam with betas (0, 0.99), no weight decay, and both
-        models left in train mode (notebook 04)."""
+        """The lesson's ``GANLearner.wgan``: Wasserstein losses, critic weights clipped to ``±clip``, 5
+        critic batches per generator batch, Adam with betas (0, 0.99), no weight decay, and both models
+        left in train mode (notebook 04)."""
         return cls(data, generator, critic, wasserstein_gen_loss, wasserstein_critic_loss,
                    switcher or FixedGANSwitcher(n_crit=5, n_gen=1), clip=clip, switch_eval=switch_eval,
                    betas=betas, wd=wd, **kwargs)
@@ -217,25 +190,21 @@ class GANLearner:
     @classmethod
     def from_learners(cls, learn_gen, learn_crit, switcher=None, weights_gen: tuple[float, float] = (1.0, 1.0),
                       **kwargs) -> "GANLearner":
-        """The lesson's ``GANLearner.from_learners``: the pretrained generator and critic, the
-        generator's data, and losses made from the two learners' own (``gan_losses``) (notebook 03)."""
+        """The lesson's ``GANLearner.from_learners``: the pretrained generator and critic, the generator's
+        data, and losses made from the two learners' own (``gan_losses``) (notebook 03)."""
         gen_loss, crit_loss = gan_losses(learn_gen.loss_func, learn_crit.loss_func, weights_gen)
         return cls(learn_gen.data, learn_gen.model, learn_crit.model, gen_loss, crit_loss,
                    switcher or FixedGANSwitcher(n_crit=5, n_gen=1), **kwargs)
 
     def _fixed_input(self, n: int) -> torch.Tensor:
-        """The same generator inputs for every epoch's grid: seeded noise, or the first ``n`` inputs of
-        the validation set in order (of the training set if there is none)."""
+        """The same generator inputs for every grid: seeded noise, or the first ``n`` validation inputs."""
         if hasattr(self.data, "noise"):
             return self.data.noise(n, torch.Generator().manual_seed(config.seed()))
         dl = getattr(self.data, "valid_dl", None)
         if dl is not None and hasattr(dl, "batch"):
-            x, _ = dl.batch(torch.arange(min(n, dl.n_items)))
-            return x
-        x, _ = next(iter(getattr(self.data, "train_dl", self.data)))
-        return x[:n]
+            return dl.batch(torch.arange(min(n, dl.n_items)))[0]
+        return next(iter(getattr(self.data, "train_dl", self.data)))[0][:n]
 
-    # --- modes --------------------------------------------------------------------------------
     def _set_idle(self, model: nn.Module, idle: bool) -> None:
         params = list(model.parameters())
         if idle and id(model) not in self._frozen:
@@ -247,8 +216,8 @@ class GANLearner:
 
     def switch(self, gen_mode: bool | None = None) -> None:
         """Train the generator (``True``) or the critic (``False``); ``None`` flips. The idle model's
-        parameters stop needing gradients; the training model's get back exactly what they had, so a
-        frozen encoder stays frozen. With ``switch_eval`` the idle model goes to eval mode (notebook 04)."""
+        parameters stop needing gradients; the training model's get back exactly what they had, so a frozen
+        encoder stays frozen. With ``switch_eval`` the idle model goes to eval mode (notebook 04)."""
         self.gen_mode = (not self.gen_mode) if gen_mode is None else gen_mode
         active, idle = (self.generator, self.critic) if self.gen_mode else (self.critic, self.generator)
         self._set_idle(active, False)
@@ -257,7 +226,7 @@ class GANLearner:
         idle.train(not self.switch_eval)
 
     def clip_critic(self) -> None:
-        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN), in one foreach call per bound; the loop
+        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN), one foreach call per bound; the loop
         does it before every batch, as fastai's ``GANTrainer.on_batch_begin`` (notebook 04)."""
         if self.clip:
             with torch.no_grad():
@@ -266,102 +235,97 @@ class GANLearner:
                 torch._foreach_clamp_max_(params, self.clip)
 
     def _set_opts(self, lr: float, wd: float) -> None:
-        """Each model's Adam, made at the first fit and kept with its state for the later ones, which only
-        set the learning rate (the critic's times ``critic_lr_mult``) and weight decay, as fastai's
-        ``GANTrainer.on_train_begin`` did."""
+        """Each model's Adam, made at the first fit and kept with its state; later fits only set the
+        learning rate (the critic's times ``critic_lr_mult``) and weight decay, as fastai's
+        ``GANTrainer.on_train_begin``."""
         if self.opt_gen is None:
-            self.opt_gen = torch.optim.AdamW(self.generator.parameters(), lr=lr, betas=self.betas, weight_decay=wd)
-            self.opt_crit = torch.optim.AdamW(self.critic.parameters(), lr=lr * self.critic_lr_mult,
-                                              betas=self.betas, weight_decay=wd)
+            self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
+                                                          self.device) for m in (self.generator, self.critic))
         for opt, rate in ((self.opt_gen, lr), (self.opt_crit, lr * self.critic_lr_mult)):
             for group in opt.param_groups:
                 group["lr"], group["weight_decay"] = rate, wd
 
-    # --- one batch ------------------------------------------------------------------------------
     def critic_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One critic update on a real batch and the fakes made from ``x`` (notebook 04)."""
-        with autocast(self.device):
+        with self.autocast():
             with torch.no_grad():
                 fake = self.generator(x)
-            loss = self.crit_loss_func(self.critic(real), self.critic(fake))
-        optimizer_step(loss, self.opt_crit)
-        return loss.detach()
+            self.pred = self.critic(real), self.critic(fake)
+            self.event("after_pred")
+            self.loss = self.crit_loss_func(*self.pred)
+            self.event("after_loss")
+        optimizer_step(self.loss, self.opt_crit)
+        return self.loss.detach()
 
     def generator_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One generator update: the critic scores the fakes, ``gen_loss_func`` turns that into a loss
         (notebook 04)."""
-        with autocast(self.device):
+        with self.autocast():
             fake = self.generator(x)
-            loss = self.gen_loss_func(self.critic(fake), fake, real)
-        optimizer_step(loss, self.opt_gen)
-        return loss.detach()
+            self.pred = fake
+            self.event("after_pred")
+            self.loss = self.gen_loss_func(self.critic(fake), fake, real)
+            self.event("after_loss")
+        optimizer_step(self.loss, self.opt_gen)
+        return self.loss.detach()
 
-    # --- the loop -----------------------------------------------------------------------------
     def fit(self, epochs: int, lr: float = 2e-4, wd: float | None = None) -> None:
-        """Train ``epochs`` epochs at a constant ``lr`` (the critic's times ``critic_lr_mult``), starting
-        with the critic; print the smoothed losses per epoch and keep a grid of the fixed inputs
-        (notebook 04)."""
+        """Train ``epochs`` epochs at a constant ``lr`` (the critic's times ``critic_lr_mult``), starting with
+        the critic; one row per epoch with each model's smoothed loss ("—" for a model that got no batch that
+        epoch), and a grid of the fixed inputs every ``grid_every`` epochs and after the last (notebook 04)."""
         epochs = smoke_epochs(epochs)
         self._set_opts(lr, self.wd if wd is None else wd)
-        rec = self.recorder
-        table = EpochTable(["gen_loss", "disc_loss"])
-        smooth = {True: SmoothedLoss(), False: SmoothedLoss()}
+        rec = self.recorder = GANRecorder()
+        smooth, steps = {True: SmoothedLoss(), False: SmoothedLoss()}, []
+        host = HostLoss(lag=self.device.type != "cpu")
         self.switcher.reset()
         self.switch(False)
-        run_callbacks(self.callbacks, "before_fit", self)
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            steps: list[tuple[bool, torch.Tensor]] = []
-            dl = getattr(self.data, "train_dl", self.data)  # a DataBunch's training loader, or a GAN loader
-            for x, real in table.bar(dl, total=len(dl), desc=f"epoch {epoch}/{epochs}"):
-                self.clip_critic()
-                mode = self.gen_mode
-                loss = self.generator_step(x, real) if mode else self.critic_step(x, real)
-                steps.append((mode, loss))
-                self.iteration, self.loss = self.iteration + 1, loss
-                run_callbacks(self.callbacks, "after_batch", self)
-                # a switcher that decides by the loss gets its value now (a GPU sync); others do not wait
-                nxt = self.switcher(mode, loss.item() if self.switcher.needs_loss else None)
-                if nxt != mode:
-                    self.switch(nxt)
+        nxt = [False]  # the mode the switcher chose for the next batch
+
+        def train_batch(batch) -> None:
+            if nxt[0] != self.gen_mode:
+                self.switch(nxt[0])
+            self.clip_critic()
+            mode = self.gen_mode
+            loss = self.generator_step(*batch) if mode else self.critic_step(*batch)
+            steps.append((mode, loss))
+            self.iteration, self.loss = self.iteration + 1, loss
+            self.batches["generator" if mode else "critic"] += 1
+            known = host.push(mode, loss) if self.switcher.needs_loss else None
+            value = known[1] if known is not None and known[0] == mode else None  # this model's latest loss
+            nxt[0] = self.switcher(mode, value)
+
+        def end_epoch(epoch: int) -> list:
             for mode, loss in steps:  # one sync per epoch for the bookkeeping
                 value = float(loss)
                 check_finite(value, f"{'generator' if mode else 'critic'} loss", epoch)
                 (rec.gen_losses if mode else rec.crit_losses).append(value)
                 smooth[mode].add(value)
-            # a model that got no batch this epoch shows "—", not a value carried over from earlier
             gen, crit = (smooth[m].value if any(mode == m for mode, _ in steps) else None for m in (True, False))
+            steps.clear()
             rec.epoch_gen.append(gen)
             rec.epoch_crit.append(crit)
             self.epochs_done += 1
             if self.epochs_done % self.grid_every == 0 or epoch == epochs:
                 self.grids[self.epochs_done] = self.render()
-            run_callbacks(self.callbacks, "after_epoch", self)
-            table.row(epoch, [gen, crit], time.perf_counter() - start)
-        rec.train_seconds += table.close()
-        self.switch(False)
-        self._set_idle(self.generator, False)  # both models as they were given: ready for their own fits
-        run_callbacks(self.callbacks, "after_fit", self)
+            return [gen, crit]
 
-    # --- using the generator ----------------------------------------------------------------------
-    @torch.no_grad()
+        def finish() -> None:  # both models as they were given, ready for their own fits
+            self.switch(False)
+            self._set_idle(self.generator, False)
+
+        rec.train_seconds = self._fit(epochs, ["gen_loss", "disc_loss"], train_batch, end_epoch,
+                                      getattr(self.data, "train_dl", self.data), finish=finish)
+
     def generate(self, x: torch.Tensor | int) -> torch.Tensor:
-        """Generator output for inputs ``x`` (or ``x`` fresh noise vectors), in eval mode, on the
-        CPU (notebook 04)."""
-        if isinstance(x, int):
-            x = self.data.noise(x)
-        was = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(x.to(self.device)).float().cpu()
-        finally:
-            self.generator.train(was)
+        """Generator output for inputs ``x`` (or ``x`` fresh noise vectors), on the CPU (notebook 04)."""
+        return self.predict_batch(self.data.noise(x) if isinstance(x, int) else x, self.generator).cpu()
 
     def render(self) -> torch.Tensor:
-        """The fixed inputs through the generator, as a uint8 grid; outputs in the data's normalised
-        scale are denormalised first (notebook 04)."""
+        """The fixed inputs through the generator, as a uint8 grid, denormalised where the data is
+        normalised (notebook 04)."""
         out = self.generate(self.fixed_input)
-        if getattr(self.data, "stats", None) is not None and hasattr(self.data, "denorm"):
+        if getattr(self.data, "stats", None) is not None:
             return image_grid(self.data.denorm(out), nrow=self.grid_nrow, value_range=(0, 1))
         return image_grid(out, nrow=self.grid_nrow)
 
@@ -373,27 +337,11 @@ class GANLearner:
         if ax is None:  # a figure of its own: shown as a JPEG, a fraction of the PNG's bytes
             show_as_jpeg()
 
-    # --- persistence ------------------------------------------------------------------------------
-    def save(self, name: str, return_path: bool = False) -> Path | None:
-        """Both models' weights to ``<data>/models/<name>.pth`` atomically; the path only when asked
-        for (notebook 04)."""
-        path = save_state({"generator": self.generator.state_dict(), "critic": self.critic.state_dict()}, name)
-        return path if return_path else None
-
-    def load(self, name: str) -> "GANLearner":
-        """Load weights written by ``save`` (notebook 04)."""
-        state = load_state(name, self.device)
-        self.generator.load_state_dict(state["generator"])
-        self.critic.load_state_dict(state["critic"])
-        return self
-
 
 def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[], dict[str, float]], key: str,
                       higher_is_better: bool = False) -> tuple[dict[int, dict[str, float]], int]:
-    """Load every checkpoint ``saver`` wrote during the fits, call ``score()`` on each (numbers by name, say
-    the generator's colour error and colorfulness on half the validation photos), and leave ``learn`` at
-    the best one by ``key``; returns ({iteration: scores}, best iteration) (notebook 07). DeOldify's
-    author picked the checkpoint by eye; this picks it by a number."""
+    """Load each checkpoint ``saver`` wrote, ``score()`` it ({name: value}), and leave ``learn`` at the best by ``key``;
+    returns ({iteration: scores}, best) (notebook 07). DeOldify's author chose by eye; this by a number."""
     if not saver.saved:
         raise ValueError(f"no checkpoints to score: {saver.name!r} saved none (fewer than {saver.every} iterations?)")
     scores = {}
@@ -404,35 +352,3 @@ def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[],
     best = pick(scores, key=lambda it: scores[it][key])
     learn.load(f"{saver.name}_{best}")
     return scores, best
-
-
-# --- a quality score: Fréchet distance between embeddings -------------------------------------------
-
-def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
-    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
-    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two sets of embeddings (N, D) (notebook 04):
-
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``.
-
-    ``tr((S_a S_b)^1/2)`` equals the trace of the square root of the symmetric positive
-    semi-definite ``S_a^1/2 S_b S_a^1/2``, so two symmetric eigen-decompositions suffice (no scipy).
-    This is FID's formula; with a digit classifier instead of Inception as the embedding.
-    """
-    a, b = a.double(), b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
-    root_a = _sqrtm_psd(cov_a)
-    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
-    value = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * torch.trace(cross)
-    return float(value.clamp(min=0))
-
-
-def thumbnails(images: torch.Tensor, grid: int = 8) -> torch.Tensor:
-    """Images (N, C, H, W) -> (N, C * grid * grid): each image averaged down to a ``grid`` x ``grid``
-    thumbnail. A fixed feature space for ``frechet_distance`` that needs no trained network, so the
-    score means the same on any machine and for any images (notebook 04)."""
-    return F.adaptive_avg_pool2d(images.float(), grid).flatten(1).cpu()

@@ -1,16 +1,11 @@
-"""Forward hooks that keep what some modules output, and that always come off again.
-
-Introduced in notebook 02 (camvid-unet), where the U-Net keeps the encoder's activations for its
-cross connections; notebook 05 (superres) builds the feature loss on them. fastai v1 called this
-``hook_outputs``.
+"""Forward hooks that keep what some modules output and always come off again (fastai v1's ``hook_outputs``), and
+the model summary. Introduced in notebook 02 (U-Net cross connections); notebook 05 builds the feature loss on them::
 
     with Hooks([model[2], model[5]], detach=False) as hooks:
         model(x)
         a, b = hooks.stored
 
-The hook functions hold only the ``stored`` list, never the ``Hooks`` object, so a module that
-outlives its ``Hooks`` (an encoder shared by two U-Nets) does not keep it alive: when the ``Hooks`` is
-garbage-collected its hooks are removed.
+Hooks are ``StoreOutput`` objects, not closures, so a hooked model can be deep-copied and saved whole.
 """
 from __future__ import annotations
 
@@ -20,25 +15,25 @@ import torch
 from torch import nn
 
 
-def _store_output(stored: list, i: int, detach: bool):
-    def hook(_module: nn.Module, _inp, out):
-        stored[i] = out.detach() if detach and isinstance(out, torch.Tensor) else out
-    return hook
+class StoreOutput:
+    """A forward hook putting a module's output in ``stored[i]`` (detached if ``detach``); it holds only ``stored``,
+    never the ``Hooks``, so a module that outlives its ``Hooks`` does not keep them alive (notebook 02)."""
+
+    def __init__(self, stored: list, i: int, detach: bool):
+        self.stored, self.i, self.detach = stored, i, detach
+
+    def __call__(self, _module: nn.Module, _inp, out) -> None:
+        self.stored[self.i] = out.detach() if self.detach and isinstance(out, torch.Tensor) else out
 
 
 class Hooks:
-    """Forward hooks on ``modules`` keeping each one's latest output in ``stored`` (notebook 02).
-
-    ``detach=True`` keeps outputs without their autograd graph (looking at activations);
-    ``detach=False`` keeps them attached, so a loss computed from them sends gradients back through the
-    model (the U-Net's cross connections, the feature loss). ``clear()`` forgets the outputs;
-    ``remove()`` (or leaving the ``with`` block, or deleting the object) takes the hooks off.
-    """
+    """Forward hooks on ``modules`` keeping each one's latest output in ``stored`` (notebook 02); ``detach=False``
+    keeps the autograd graph, so a loss on them reaches the model. ``remove()``, the end of a ``with`` block or
+    deleting the object takes the hooks off."""
 
     def __init__(self, modules: Sequence[nn.Module], detach: bool = True):
         self.stored: list = [None] * len(modules)
-        self._handles = [m.register_forward_hook(_store_output(self.stored, i, detach))
-                         for i, m in enumerate(modules)]
+        self._handles = [m.register_forward_hook(StoreOutput(self.stored, i, detach)) for i, m in enumerate(modules)]
 
     def __len__(self) -> int:
         return len(self.stored)
@@ -70,3 +65,34 @@ class Hooks:
             self.remove()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def model_summary(model: nn.Module, xb: torch.Tensor) -> str:
+    """Each leaf layer's type, output shape (without the batch dim), parameters and whether they train,
+    from one forward pass of ``xb``, then the totals, as fastai's ``learn.summary()`` (notebook 01)."""
+    rows, handles = [], []
+
+    def hook(module, _inp, out):
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        params = list(module.parameters())  # a leaf's own, including weight / spectral norm's
+        rows.append((type(module).__name__, str(list(out.shape[1:])), sum(p.numel() for p in params),
+                     bool(params) and all(p.requires_grad for p in params)))
+
+    for name, m in model.named_modules():
+        if "parametrizations" in name.split("."):
+            continue  # the insides of a weight- or spectral-normed layer belong to that layer
+        if not [n for n, _ in m.named_children() if n != "parametrizations"]:
+            handles.append(m.register_forward_hook(hook))
+    try:
+        model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    line = "=" * 70
+    out = [line, f"{'Layer (type)':<24}{'Output Shape':<22}{'Param #':>10}  Trainable", line]
+    out += [f"{t:<24}{s:<22}{n:>10,}  {tr}" for t, s, n, tr in rows]
+    out += [line, f"Total params: {total:,}", f"Total trainable params: {trainable:,}",
+            f"Total non-trainable params: {total - trainable:,}"]
+    return "\n".join(out)

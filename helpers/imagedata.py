@@ -1,18 +1,14 @@
-"""Image-to-image data: (input, target) pairs of photos, batched on the device with joint transforms.
+"""Image-to-image data: (input, target) pairs of photos, batched with joint transforms; the critic's data.
 
-Introduced in notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it. The
-steps follow the lesson::
+Introduced in notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it::
 
     resize_folder(path_hr, path_lr, 96)        # helpers.folders: the lesson's resize_one, in parallel
     data = image_pair_data(path_lr, path_hr, size=128, bs=32, tfms=get_transforms(max_zoom=2.))
 
-x is a photo of ``path_x``, y the photo of the same name in ``path_y``. Each is decoded once (inputs as
-they are, targets with their shorter side at most ``hr_size``) into a ``PhotoStack`` on the training
-device, and every batch is cut from it in one operation (``helpers.augment.cut``): training windows
-are random (``tfms``: position, zoom, flip, warp, rotation and lighting, the same for input and
-target), validation windows are the centred square. The input (96 px on its short side) is upsampled
-and the target downsampled from the same place. Both are normalised with ImageNet statistics (the
-lesson's ``normalize(imagenet_stats, do_y=True)``); ``data.denorm`` undoes it for display.
+x is a photo of ``path_x``, y the photo of the same name in ``path_y``, each decoded once into a
+``PhotoStack``; every batch is cut from both in one operation (``helpers.augment.cut``) at the same random
+windows and transforms (training) or centred squares (validation), normalised with ImageNet statistics
+(the lesson's ``normalize(imagenet_stats, do_y=True)``).
 """
 from __future__ import annotations
 
@@ -24,10 +20,10 @@ import torch
 from PIL import Image
 
 from helpers import config
-from helpers.augment import NO_AUGMENT, Augment, Params, PhotoStack, center_boxes, cut, lighting
-from helpers.data import (IMAGENET_STATS, DataBunch, ImageList, TensorLoader, profile_subset, read_all,
-                          read_short_side)
-from helpers.folders import building
+from helpers.augment import NO_AUGMENT, Augment, Params, center_boxes, cut, lighting
+from helpers.data import IMAGENET_STATS, DataBunch, ImageList, TensorLoader, normalize, profile_subset
+from helpers.files import building
+from helpers.photos import PhotoStack
 from helpers.progress import progress_bar
 
 
@@ -80,7 +76,7 @@ class ImagePairLoader(TensorLoader):
         super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
         self.size, self.augment = size, tfms
         self.names = names  # each item's file name relative to its folder, where known (save_preds)
-        self.stats = tuple(s.view(1, -1, 1, 1).to(self.device) for s in stats)
+        self.stats = stats
 
     def params(self, idx: torch.Tensor) -> Params:
         """The windows and transforms of items ``idx``: random in training, the centred square otherwise,
@@ -91,9 +87,8 @@ class ImagePairLoader(TensorLoader):
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Items ``idx`` as one batch, transformed as this loader does (notebook 05)."""
         params = self.params(idx)
-        mean, std = self.stats
         x, y = (lighting(cut(s, idx, params, self.size).to(self.device) / 255, params) for s in (self.x, self.y))
-        return (x - mean) / std, (y - mean) / std
+        return normalize(x, self.stats), normalize(y, self.stats)
 
     @property
     def n_ordered(self) -> int:
@@ -154,24 +149,18 @@ class ImagePairData(DataBunch):
 def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torch.Tensor]:
     """RGB photos as uint8 tensors (3, H, W), each shrunk so its shorter side is at most ``short_side``
     (``None``: as they are), in parallel; undecodable files are reported by path (notebook 05)."""
-    arrays = read_all(read_short_side, [(Path(p), "RGB", short_side) for p in paths])
-    return [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    stack = PhotoStack.decode(paths, "RGB", short_side)
+    return [stack.item(i).clone() for i in range(len(stack))]
 
 
 def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, valid_pct: float = 0.1,
                     seed: int = 42, hr_size: int | None = None, x_size: int | None = None, tfms: Augment | None = None,
                     max_batches: int | None = None, valid_batches: int | None = None,
                     device: torch.device | None = None) -> ImagePairData:
-    """The lesson's ``ImageImageList.from_folder(path_x).split_by_rand_pct(valid_pct, seed)
-    .label_from_func(lambda x: path_y/x.name)`` with ``transform(tfms, size, tfm_y=True)`` and
-    ``normalize(imagenet_stats, do_y=True)`` (notebook 05). ``tfms`` defaults to the lesson's
-    ``get_transforms(max_zoom=2.)``.
-
-    Inputs are kept at their own size (or with their shorter side at most ``x_size``), targets with their
-    shorter side at most ``hr_size`` (default ``max_zoom * size``, so a zoomed window keeps its detail). The profile may cap the training items;
-    ``max_batches`` caps the training batches per epoch and ``valid_batches`` the validation batches
-    scored after each epoch (spread over the set).
-    """
+    """The lesson's ``ImageImageList.from_folder(path_x).split_by_rand_pct(valid_pct, seed).label_from_func(...)``
+    with ``transform(tfms, size, tfm_y=True)`` (default ``get_transforms(max_zoom=2.)``) and ImageNet
+    normalisation of both (notebook 05). Targets are decoded with the short side at most ``hr_size`` (default
+    ``max_zoom * size``), inputs at most ``x_size``; ``max_batches`` / ``valid_batches`` cap the batches per epoch."""
     tfms = tfms or get_transforms(max_zoom=2.0)
     device = device or config.device()
     xs, ys = image_pairs(path_x, path_y)
@@ -180,8 +169,8 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
     hr = hr_size or round(max(1.0, tfms.max_zoom) * size)
 
     def loader(idx: list[int], train: bool) -> ImagePairLoader:
-        x = PhotoStack.from_list(decode_at([xs[i] for i in idx], x_size), device)
-        y = PhotoStack.from_list(decode_at([ys[i] for i in idx], hr), device)
+        x = PhotoStack.decode([xs[i] for i in idx], "RGB", x_size, device=device)
+        y = PhotoStack.decode([ys[i] for i in idx], "RGB", hr, device=device)
         return ImagePairLoader(x, y, bs, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
                                tfms, names=[str(xs[i].relative_to(path_x)) for i in idx])
 
@@ -189,43 +178,28 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
 
 
 @torch.no_grad()
-def predict_images(learn, x: torch.Tensor, raw: bool = False) -> torch.Tensor:
-    """An image-to-image model's output for a normalised batch ``x``, in eval mode under the learner's
-    autocast, denormalised (``learn.data.denorm``) and clamped to [0, 1]; with ``raw``, as the model gave
-    it (float), e.g. for a critic (notebook 05)."""
-    learn.model.eval()
-    with learn.autocast():
-        out = learn.model(x).float()
-    return out if raw else learn.data.denorm(out).clamp(0, 1)
-
-
-@torch.no_grad()
 def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole photo (3, H, W) in [0, 1], enlarged ``scale`` times by bilinear interpolation and then
-    passed through an image-to-image model, as the lesson's medium-resolution test did with a bigger
-    data ``size`` and ``learn.predict`` (notebook 05). Returns (bilinear input, model output), both
-    (3, scale*H, scale*W) in [0, 1] on the CPU. The U-Net works at any size that is a multiple of 32."""
+    """A whole photo (3, H, W) in [0, 1] enlarged ``scale`` times (bilinear, to a multiple of 32), then through the
+    model: the lesson's medium-resolution test; (bilinear input, output) on the CPU (notebook 05)."""
     h, w = (max(1, int(scale * s / 32 + 0.5)) * 32 for s in img.shape[-2:])  # nearest multiple of 32
     x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False,
                                         antialias=False).clamp(0, 1)
-    return x[0], predict_images(learn, learn.data.prepare(x))[0].cpu()
+    return x[0], learn.predict_batch(learn.data.prepare(x), denorm=True)[0].cpu()
 
 
 # --- the generator's pictures and the critic's data (notebook 03) ---------------------------------------
 @torch.no_grad()
 def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quality: int = 95,
                max_batches: int | None = None) -> Path:
-    """The generator's output for every item of ``dl`` (the training pairs by default; with
-    ``max_batches``, those of its first batches in order), each the centred square window at the
-    loader's size, saved under the item's own name in ``dest`` (JPEG at ``quality`` for .jpg names);
-    built in a temporary folder and renamed into place when all are written (the lesson's
-    ``save_preds`` into ``image_gen``) (notebook 03)."""
+    """The generator's output for the items of ``dl`` (the training pairs; with ``max_batches``, its first batches),
+    each the centred square at the loader's size, saved under its own name in ``dest`` (JPEG at ``quality``),
+    built in a temporary folder: the lesson's ``save_preds`` into ``image_gen`` (notebook 03)."""
     dl = (learn.data.train_dl if dl is None else dl).replace(shuffle=False, drop_last=False, max_batches=max_batches)
     if dl.names is None:
         raise ValueError("save_preds needs a loader that knows its file names (image_pair_data makes them)")
     with building(dest) as new:
         for idx, (x, _) in progress_bar(dl.in_order(), total=dl.n_ordered, desc="saving predictions"):
-            for i, img in zip(idx.tolist(), predict_images(learn, x)):
+            for i, img in zip(idx.tolist(), learn.predict_batch(x, denorm=True)):
                 path = new / dl.names[i]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 arr = (img * 255).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -234,10 +208,8 @@ def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quali
 
 
 class CriticLoader(ImagePairLoader):
-    """Batches of (pictures, labels) for a critic: for each photo its generated version (label 0) and
-    its real one (label 1), cut at the same window of the real photo's centred square, the square the
-    generated picture was made from (``save_preds``), so within a pair only the maker differs. A batch
-    holds the ``bs`` photos' generated pictures, then their real ones (notebook 03)."""
+    """Batches of (pictures, labels) for a critic: the ``bs`` photos' generated pictures (label 0), then their real
+    ones (label 1), each pair cut at the same window of the real photo's centred square (notebook 03)."""
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fakes, reals = super().batch(idx)
@@ -248,15 +220,10 @@ class CriticLoader(ImagePairLoader):
 def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int, valid_pct: float = 0.1,
                 seed: int = 42, tfms: Augment | None = None, max_batches: int | None = None,
                 valid_batches: int | None = None, device: torch.device | None = None) -> ImagePairData:
-    """The critic's data, the lesson's ``get_crit_data([name_gen, 'images'], bs, size)`` split by photo:
-    every picture of ``path_gen`` (the generator's, label 0) with the photo of the same name in
-    ``path_real`` (label 1), ``valid_pct`` of the *photos* held out (``seed``), batches of ``bs``
-    pictures, half generated and half real from the same photos at the same windows and transforms
-    (``CriticLoader``; ``tfms`` defaults to the lesson's ``get_transforms(max_zoom=2.)``).
-
-    The lesson split the files at random, so a photo's real version could train the critic while its
-    generated version validated it, and a batch mixed unrelated photos; pairing makes content useless
-    as a clue, and the critic leaves chance sooner (README, "03 · superres-gan") (notebook 03)."""
+    """The critic's data, the lesson's ``get_crit_data([name_gen, 'images'], bs, size)`` split by photo (notebook 03):
+    each picture of ``path_gen`` (label 0) with the photo of the same name in ``path_real`` (label 1), whole
+    photos held out, each batch the generated and real versions of the same photos at the same windows
+    (``CriticLoader``). The lesson split the files at random, so a photo's two versions could straddle the split."""
     if bs < 2 or bs % 2:
         raise ValueError(f"bs must be even (half generated, half real), got {bs}")
     tfms = tfms or get_transforms(max_zoom=2.0)
@@ -267,7 +234,7 @@ def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int,
 
     def loader(idx: list[int], train: bool) -> CriticLoader:
         squares = [center_square(p) for p in decode_at([reals[i] for i in idx], hr)]
-        x, y = PhotoStack.from_list(decode_at([fakes[i] for i in idx]), device), PhotoStack.from_list(squares, device)
+        x, y = PhotoStack.decode([fakes[i] for i in idx], device=device), PhotoStack.from_list(squares, device)
         return CriticLoader(x, y, bs // 2, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
                             tfms, names=[str(fakes[i].relative_to(path_gen)) for i in idx])
 

@@ -1,34 +1,21 @@
-"""Small composable model builders with the lesson's semantics.
-
-Introduced in notebook 01 (resnet-mnist): ``conv_layer``, ``res_block``, ``MergeLayer``, ``Flatten``.
-Order inside ``conv_layer`` is the lesson's: conv -> ReLU -> BatchNorm. Its ``norm`` choices, the
-transposed and self-attention variants serve the U-Nets, GANs and critics of the later notebooks.
-"""
+"""Small model builders with the lesson's semantics: conv layers, res blocks, GAN generators and critics.
+Introduced in notebook 01 (resnet-mnist); the later notebooks' U-Nets, GANs and critics build on it."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# What ``conv_layer(norm=...)`` accepts. "weight" and "spectral" wrap the convolution (a bias, no
-# BatchNorm); "spectral+batch" is DeOldify's spectral-norm conv followed by BatchNorm.
-NORMS = (None, "batch", "weight", "spectral", "spectral+batch")
+NORMS = (None, "batch", "weight", "spectral", "spectral+batch")  # what ``conv_layer(norm=...)`` accepts
 
 
 def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
                bias: bool | None = None, norm: str | None = "batch", use_activ: bool = True,
                leaky: float | None = None, transpose: bool = False, self_attention: bool = False) -> nn.Sequential:
-    """Conv2d -> ReLU (or LeakyReLU) -> BatchNorm2d -> optional SelfAttention, kaiming-normal init
-    (notebook 01), as fastai v1's ``conv_layer``.
-
-    ``norm``: ``"batch"`` (the default: BatchNorm after the activation, the conv has no bias), ``None``
-    (a zero-initialised bias, no BatchNorm), ``"weight"`` / ``"spectral"`` (weight or spectral
-    normalisation of the conv, with a bias, no BatchNorm; notebooks 02, 03, 05) or
-    ``"spectral+batch"`` (both, as DeOldify does; notebook 07). ``bias`` overrides the default "a bias
-    only when no BatchNorm follows". ``transpose`` makes it a ``ConvTranspose2d`` (padding 0 unless
-    given; notebook 04). ``leaky`` uses ``LeakyReLU(leaky)``; ``self_attention`` appends
-    ``SelfAttention(nf)``.
-    """
+    """Conv2d -> ReLU (or ``LeakyReLU(leaky)``) -> BatchNorm2d -> optional ``SelfAttention(nf)``, kaiming-normal
+    init, as fastai v1's ``conv_layer`` (notebook 01). ``norm`` (else ValueError): ``"batch"`` (default; no conv
+    bias), ``None`` (zero bias), ``"weight"`` / ``"spectral"`` (normalised conv with a bias, no BatchNorm) or
+    ``"spectral+batch"`` (as DeOldify); ``bias`` overrides. ``transpose``: a ``ConvTranspose2d``, padding 0."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     batch = norm in ("batch", "spectral+batch")
@@ -76,7 +63,7 @@ class SelfAttention(nn.Module):
 
 
 class MergeLayer(nn.Module):
-    """Adds (``x + f(x)``) or, if ``dense``, concatenates (``cat([f(x), x])``) a block's input to its output (notebook 01)."""
+    """Adds (``x + f(x)``) or, if ``dense``, concatenates (``cat([f(x), x])``) a block's input (notebook 01)."""
 
     def __init__(self, dense: bool = False):
         super().__init__()
@@ -102,11 +89,8 @@ class ResBlock(nn.Module):
 
 def res_block(nf: int, dense: bool = False, bottle: bool = False, norm: str | None = "batch",
               **conv_kwargs) -> ResBlock:
-    """Two ``conv_layer`` (nf -> nf) and a skip connection (notebook 01).
-
-    ``bottle`` halves the inner width; ``dense`` concatenates instead of adding, so the block
-    returns ``2 * nf`` channels. ``norm`` and the other keywords go to both ``conv_layer``s.
-    """
+    """Two ``conv_layer`` (nf -> nf, keywords to both) and a skip connection (notebook 01). ``bottle`` halves the
+    inner width; ``dense`` concatenates instead of adding, so the block returns ``2 * nf`` channels."""
     inner = nf // 2 if bottle else nf
     convs = nn.Sequential(conv_layer(nf, inner, norm=norm, **conv_kwargs),
                           conv_layer(inner, nf, norm=norm, **conv_kwargs))
@@ -117,18 +101,10 @@ class Flatten(nn.Flatten):
     """``x.view(len(x), -1)``: turns a (bs, c, 1, 1) map into (bs, c) logits (notebook 01)."""
 
 
-# --- GAN builders (notebook 04, wgan; gan_critic: notebook 03, superres-gan) ----------------------
-
 def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_features: int = 64,
                     n_extra_layers: int = 0) -> nn.Sequential:
-    """DCGAN generator: noise (bs, noise_sz, 1, 1) -> images (bs, n_channels, in_size, in_size) in [-1, 1]
-    (notebook 04).
-
-    A stride-1 transposed conv makes a 4x4 map; each stride-2 stage doubles the grid and halves the
-    channels until ``in_size // 2``, where ``n_features`` channels remain; optional stride-1 extra
-    layers follow, and a last stride-2 transposed conv + tanh gives the image. For 64 px that is
-    100 -> 512 (4) -> 256 (8) -> 128 (16) -> 64 (32) -> 3 (64), as in the lesson.
-    """
+    """DCGAN generator: noise (bs, noise_sz, 1, 1) -> images (bs, n_channels, in_size, in_size) in [-1, 1], as in
+    the lesson (notebook 04); ``in_size`` not a power of 2 >= 8 raises ValueError."""
     if in_size < 8 or in_size & (in_size - 1):
         raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
     cur_ftrs = n_features * in_size // 8  # channels of the 4x4 map
@@ -143,15 +119,8 @@ def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_featur
 
 
 def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_layers: int = 0) -> nn.Sequential:
-    """DCGAN critic: images (bs, n_channels, in_size, in_size) -> one score per image, shape (bs,)
-    (notebook 04).
-
-    The mirror image of ``basic_generator``: a stride-2 conv + LeakyReLU(0.2) without batch norm,
-    optional stride-1 extra layers, stride-2 ``conv_layer``s (conv -> LeakyReLU -> BN) doubling the
-    channels down to a 4x4 map, and a 4x4 conv to a single number. The lesson's ``AvgFlatten``
-    averaged the scores over the batch (shape [1]); we keep one score per image and let the losses
-    take the mean, which gives the same loss values and lets us look at individual scores.
-    """
+    """DCGAN critic: images (bs, n_channels, in_size, in_size) -> one score per image, shape (bs,) (notebook 04).
+    The lesson's ``AvgFlatten`` averaged them (shape [1]); the losses take the mean, so the values are the same."""
     if in_size < 8 or in_size & (in_size - 1):
         raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
     layers: list[nn.Module] = [conv_layer(n_channels, n_features, 4, 2, 1, norm=None, leaky=0.2)]
@@ -168,19 +137,10 @@ def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_la
 
 def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float = 0.15, norm: str | None = "spectral",
                self_attention: bool = True) -> nn.Sequential:
-    """fastai v1's ``gan_critic``: images (bs, n_channels, H, W) -> a patch map of logits, flattened to
-    (bs, (H/16 - 3) * (W/16 - 3)), one real-or-fake score per overlapping patch (notebook 03).
-
-    Every conv is spectral-normed and followed by LeakyReLU(0.2), no batch norm: a stride-2 4x4 conv to
-    ``nf`` channels, dropout ``p/2``, a dense ``res_block`` (2 ``nf`` channels), then ``n_blocks`` x
-    [dropout ``p``, stride-2 4x4 conv doubling the channels], self-attention after the first, and a
-    4x4 conv without padding, bias or activation to one channel. ``AdaptiveLoss`` compares each image's
-    label with all its patches. ``norm`` (any of ``conv_layer``'s) and ``self_attention=False`` make the
-    plainer critics that notebook 03's small profile measured.
-    """
+    """fastai v1's ``gan_critic``: images (bs, n_channels, H, W) -> patch logits (bs, (H/16 - 3) * (W/16 - 3))
+    (notebook 03); ``norm`` (as ``conv_layer``'s) and ``self_attention=False`` make plainer critics."""
     def conv(ni: int, no: int, ks: int, stride: int = 1, **kwargs) -> nn.Sequential:
         return conv_layer(ni, no, ks, stride, norm=norm, leaky=0.2, **kwargs)
-
     layers: list[nn.Module] = [conv(n_channels, nf, 4, 2), nn.Dropout2d(p / 2),
                                res_block(nf, dense=True, norm=norm, leaky=0.2)]
     nf *= 2  # the dense block concatenates its input
@@ -194,14 +154,9 @@ def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float =
 
 def custom_gan_critic(n_channels: int = 3, nf: int = 256, n_blocks: int = 3, p: float = 0.15,
                       norm: str | None = "spectral", self_attention: bool = True) -> nn.Sequential:
-    """DeOldify's ``custom_gan_critic`` (``deoldify/critics.py``): images -> a patch map of logits, flattened
-    (notebook 07). Spectral-normed convs with LeakyReLU(0.2), no batch norm: a stride-2 4x4 conv to ``nf``
-    channels, dropout ``p/2``, then ``n_blocks`` x [3x3 conv, dropout ``p``, stride-2 4x4 conv doubling the
-    channels (self-attention after the first)], a 3x3 conv, and a 4x4 conv without padding, bias or
-    activation to one channel. ``norm`` and ``self_attention`` as in ``gan_critic``."""
+    """DeOldify's ``custom_gan_critic``: images -> flattened patch logits; arguments as ``gan_critic`` (notebook 07)."""
     def conv(ni: int, no: int, ks: int, stride: int = 1, **kwargs) -> nn.Sequential:
         return conv_layer(ni, no, ks, stride, norm=norm, leaky=0.2, **kwargs)
-
     layers: list[nn.Module] = [conv(n_channels, nf, 4, 2), nn.Dropout2d(p / 2)]
     for i in range(n_blocks):
         layers += [conv(nf, nf, 3), nn.Dropout2d(p), conv(nf, nf * 2, 4, 2, self_attention=self_attention and i == 0)]

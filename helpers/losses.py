@@ -1,14 +1,6 @@
-"""Losses beyond torch's own: flattened cross-entropy, Wasserstein, adaptive (patch-map) and the feature
-(perceptual) loss.
-
-``cross_entropy_flat`` is introduced in notebook 06 (human-numbers), the Wasserstein losses in
-notebook 04 (wgan), ``AdaptiveLoss`` in notebook 03 (superres-gan), ``gram_matrix`` and
-``FeatureLoss`` in notebook 05 (superres), which notebooks 03 (superres-gan) and 07 (deoldify) reuse.
-
-A loss may report its parts: ``FeatureLoss`` sets ``metric_names`` and, after every call, a
-``metrics`` dict of detached values; ``Learner`` shows them as extra validation columns (the lesson's
-``LossMetrics`` callback).
-"""
+"""Losses beyond torch's own: flattened cross-entropy (notebook 06), Wasserstein (notebook 04), adaptive
+(patch-map, notebook 03) and the feature (perceptual) loss (notebook 05). A loss with ``metric_names`` and a
+``metrics`` dict gets them shown as extra validation columns by ``Learner`` (the lesson's ``LossMetrics``)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -21,13 +13,11 @@ from helpers import config
 from helpers.hooks import Hooks
 
 
-# --- sequences (notebook 06) -----------------------------------------------------------------------
 def cross_entropy_flat(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over every position of a sequence: ``(bs, seq, n_vocab)`` vs ``(bs, seq)`` (notebook 06)."""
     return F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), targ.reshape(-1))
 
 
-# --- Wasserstein GAN (notebook 04) -----------------------------------------------------------------
 def wasserstein_critic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
     """The lesson's ``WassersteinLoss``: ``real_pred.mean() - fake_pred.mean()`` (notebook 04)."""
     return real_pred.mean() - fake_pred.mean()
@@ -39,10 +29,8 @@ def wasserstein_gen_loss(fake_pred: torch.Tensor, output: torch.Tensor | None = 
     return fake_pred.mean()
 
 
-# --- patch-map critics (notebook 03) ---------------------------------------------------------------
 class AdaptiveLoss(nn.Module):
-    """fastai v1's ``AdaptiveLoss``: ``crit(output, target)`` with the target, one label per image,
-    expanded to the shape of the output, e.g. a ``gan_critic``'s patch map (notebook 03)."""
+    """fastai v1's ``AdaptiveLoss``: ``crit`` with each image's label expanded to its output's shape (notebook 03)."""
 
     def __init__(self, crit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
         super().__init__()
@@ -52,12 +40,9 @@ class AdaptiveLoss(nn.Module):
         return self.crit(output, target.reshape(-1, *[1] * (output.dim() - 1)).expand_as(output).float())
 
 
-# --- feature loss (notebook 05) --------------------------------------------------------------------
 def gram_matrix(x: torch.Tensor) -> torch.Tensor:
-    """``(n, c, h, w)`` activations -> ``(n, c, c)``: how strongly each pair of channels fires together,
-    averaged over the positions and divided by ``c`` (``f @ f.T / (c*h*w)`` with ``f`` the ``(c, h*w)``
-    activations of one image), as the lesson's ``gram_matrix`` (notebook 05). It keeps *which* textures
-    appear and drops *where*. Computed in float32 even under autocast."""
+    """``(n, c, h, w)`` activations -> ``(n, c, c)`` Gram matrices ``f @ f.T / (c*h*w)``, ``f`` one image's
+    ``(c, h*w)`` activations, as the lesson's ``gram_matrix`` (notebook 05); float32 even under autocast."""
     n, c = x.shape[:2]
     f = x.reshape(n, c, -1).float()
     with torch.autocast(x.device.type, enabled=False):
@@ -65,25 +50,11 @@ def gram_matrix(x: torch.Tensor) -> torch.Tensor:
 
 
 class FeatureLoss(nn.Module):
-    """Perceptual loss of the lesson's super-resolution (notebook 05), and DeOldify's (notebook 07).
-
-    With ``f_i`` the output of layer ``layer_ids[i]`` of the fixed network ``m_feat`` and ``w_i`` its
-    weight, for a prediction ``p`` and a target ``t``::
-
-        pixel  = base_loss(p, t)
-        feat_i = w_i * base_loss(f_i(p), f_i(t))
-        gram_i = gram_weight * w_i**2 * base_loss(gram_matrix(f_i(p)), gram_matrix(f_i(t)))
-        loss   = pixel + sum(feat_i) + sum(gram_i)
-
-    The lesson: ``m_feat = vgg16_bn_features()`` (``helpers.bodies``), ``layer_ids`` (22, 32, 42) (the
-    ReLUs just before the last three max-pools), weights (5, 15, 2), L1, ``gram_weight`` 5e3. DeOldify:
-    weights (20, 70, 10) and no Gram term (``gram_weight=None``). Both images enter ``m_feat`` as they
-    are, ImageNet-normalised like its training data. ``m_feat`` is frozen, stays in eval mode, and
-    follows the prediction to its device.
-
-    After each call ``metrics`` holds each part (detached) under the names in ``metric_names``:
-    ``pixel``, ``feat_0``..., ``gram_0``...
-    """
+    """Perceptual loss of the lesson's super-resolution (notebook 05), and DeOldify's (notebook 07):
+    ``base_loss(p, t) + sum(w_i * base_loss(f_i(p), f_i(t))) + sum(gram_weight * w_i**2 * base_loss(gram(f_i(p)),
+    gram(f_i(t))))``, ``f_i`` layer ``layer_ids[i]`` of the frozen ``m_feat``, ``p`` and ``t`` ImageNet-normalised.
+    Defaults: the lesson's (VGG16-bn, L1); DeOldify's weights are (20, 70, 10), ``gram_weight=None``. ``metrics``
+    holds each part after a call. ValueError on bad ``layer_ids`` / ``layer_wgts``."""
 
     def __init__(self, m_feat: nn.Sequential, layer_ids: Sequence[int] = (22, 32, 42),
                  layer_wgts: Sequence[float] = (5, 15, 2), gram_weight: float | None = 5e3,
@@ -111,7 +82,7 @@ class FeatureLoss(nn.Module):
     def train(self, mode: bool = True) -> "FeatureLoss":
         """Like any module's, except that the features network stays in eval mode (notebook 05)."""
         super().train(mode)
-        self.m_feat.eval()  # the features network's batch-norm statistics never change
+        self.m_feat.eval()
         return self
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -143,11 +114,8 @@ class FeatureLoss(nn.Module):
 
 
 def training_loss(feat_loss: FeatureLoss) -> tuple[Callable, str]:
-    """What an image-to-image model trains on, and why (notebooks 05 and 07): ``feat_loss`` itself when its
-    features network holds ImageNet weights (``helpers.bodies`` marks them), as the lesson does; its pixel
-    term alone (``base_loss``) when the network is random, because random features made the pictures
-    worse than the pixel loss did (README, "05 · superres"). A smoke run takes the feature loss either
-    way: it walks the path a machine with the weights takes."""
+    """``(loss, why)``: ``feat_loss`` when its network holds ImageNet weights (or in a smoke run), as the lesson
+    does, else its pixel term ``base_loss`` (README, "05 · superres") (notebooks 05 and 07)."""
     if getattr(feat_loss.m_feat, "imagenet_weights", False):
         return feat_loss, "the feature loss: VGG16 has ImageNet weights"
     if config.smoke():

@@ -1,7 +1,4 @@
-"""Memory: reclaim it between stages, ask how much is free, size batches from it, report experiments.
-
-Introduced in notebook 01 (resnet-mnist).
-"""
+"""Memory: reclaim it, ask how much is free, size batches from it, report experiments. Introduced in notebook 01."""
 from __future__ import annotations
 
 import gc
@@ -10,13 +7,7 @@ import torch
 
 
 def reclaim(verbose: bool = True) -> None:
-    """Collect garbage and empty the CUDA cache; on a GPU, print how much GPU memory came back
-    (notebook 01).
-
-    Drop your own references first (``del learn``); reclaim frees what nothing points to. On a CPU
-    there is nothing to report: Python already frees unreferenced memory, and the process rarely
-    hands it back to the system.
-    """
+    """Collect garbage, empty the CUDA cache and, on a GPU, print what came back; ``del learn`` first (notebook 01)."""
     before = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
     gc.collect()
     if torch.cuda.is_available():
@@ -36,10 +27,8 @@ def gpu_mem_free() -> int:
 
 
 def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) -> int:
-    """Pick a batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01).
-
-    ``table`` maps "at least this many free MB" to a batch size; without CUDA ``default`` is used.
-    """
+    """Batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01): ``table``
+    maps "at least this many free MB" to a batch size (the smallest if none fits); without CUDA, ``default``."""
     free = gpu_mem_free()
     if not torch.cuda.is_available():
         if verbose:
@@ -53,15 +42,8 @@ def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) ->
 
 
 def experiment(cell_logger: bool = False):
-    """Start an ipyexperiments report: ``IPyExperimentsPytorch`` on a GPU, ``IPyExperimentsCPU``
-    elsewhere. Delete the returned object (``exp = None``) to print what the cells in between
-    consumed and kept (notebook 01).
-
-    The per-cell logger is off by default: its peak-memory thread polls in a loop without sleeping
-    and competes with the training loop for the GIL. With it on, notebook 01 ran for over 15
-    minutes on 2 cores instead of about 2. Pass ``cell_logger=True`` for per-cell numbers when
-    speed does not matter.
-    """
+    """Start an ipyexperiments report (GPU or CPU flavour); ``exp = None`` prints what the cells since used (notebook
+    01). ``cell_logger`` is off by default: its busy-polling thread slowed notebook 01 from 2 to 15+ minutes."""
     if torch.cuda.is_available():
         from ipyexperiments import IPyExperimentsPytorch
         return IPyExperimentsPytorch(cl_enable=cell_logger)

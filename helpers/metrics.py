@@ -1,50 +1,88 @@
-"""Image quality scores beyond the lesson: PSNR and SSIM per image (torchmetrics), and the baseline
-anyone gets without a network, bicubic upsampling; sharpness (notebook 03); colorfulness and the
-colour error ΔE (notebook 07).
+"""Every score of the project, in sections by the notebook that introduces them.
 
-Introduced in notebook 05 (superres). Convention: RGB images in [0, 1] (predictions clamped), the whole
-image compared (no border crop), ``data_range=1``; SSIM with the usual Gaussian window (11 px,
-sigma 1.5), the images reflect-padded by 5 px so that border pixels count too (torchmetrics' way),
-averaged over pixels and the three channels.
+Images: RGB in [0, 1] (predictions clamped), compared whole (no border crop), ``data_range=1``; SSIM with an 11-px
+Gaussian window (sigma 1.5) on images reflect-padded by 5 px (torchmetrics' way), averaged over pixels and channels.
 """
 from __future__ import annotations
 
-import kornia.color
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from helpers.color import merge_chroma
-from helpers.imagedata import predict_images
-from helpers.learner import autocast
 from helpers.progress import progress_bar
 
 
+# --- classification (notebooks 01, 03) -----------------------------------------------------------------
+def accuracy(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Fraction of argmax predictions equal to the target; works on flattened sequences (notebook 01)."""
+    return (pred.argmax(-1).reshape(-1) == targ.reshape(-1)).float().mean()
+
+
+def accuracy_thresh_expand(pred: torch.Tensor, targ: torch.Tensor, thresh: float = 0.5,
+                           sigmoid: bool = True) -> torch.Tensor:
+    """fastai v1's ``accuracy_thresh_expand``: the share of all outputs (every patch of a critic's map) on
+    the side of ``thresh`` their image's label says, after a sigmoid if ``sigmoid`` (notebook 03)."""
+    if sigmoid:
+        pred = pred.sigmoid()
+    return ((pred > thresh).long() == targ.reshape(-1, *[1] * (pred.dim() - 1)).long()).float().mean()
+
+
+# --- segmentation (notebook 02) -------------------------------------------------------------------------
+def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor, void: int = 11) -> torch.Tensor:
+    """Pixel accuracy over non-``void`` targets, a pixel predicted void counting as wrong: the lesson's
+    ``acc_camvid`` (notebook 02)."""
+    keep = targ != void
+    return (pred.argmax(1)[keep] == targ[keep]).float().mean()
+
+
+def confusion_matrix(pred: torch.Tensor, targ: torch.Tensor, n_classes: int = 11) -> torch.Tensor:
+    """``cm[t, p]``: pixels of true class t predicted as p, void targets (``n_classes``) left out; shape
+    ``(n_classes, n_classes + 1)``, the last column counting pixels predicted void (wrong) (notebook 02)."""
+    keep = targ != n_classes
+    t, p = targ[keep].long(), pred.argmax(1)[keep].long().clamp(max=n_classes)
+    return torch.bincount(t * (n_classes + 1) + p, minlength=n_classes * (n_classes + 1)).view(n_classes, n_classes + 1)
+
+
+def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
+    """IoU per class of a confusion matrix (square or with the "predicted void" column); NaN if absent (notebook 02)."""
+    cm = cm.double()
+    n = cm.shape[0]
+    inter = cm.diag()
+    union = cm[:, :n].sum(0) + cm.sum(1) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
+
+
+def evaluate(learn, dl=None, n_classes: int = 11) -> torch.Tensor:
+    """``confusion_matrix`` of ``learn``'s model over ``dl`` (all validation frames by default) (notebook 02)."""
+    dl = learn.data.valid_dl.full() if dl is None else dl
+    cm = torch.zeros(n_classes, n_classes + 1, dtype=torch.long)
+    for xb, yb in dl:
+        cm += confusion_matrix(learn.predict_batch(xb), yb, n_classes).cpu()
+    return cm
+
+
+# --- images (notebooks 03, 05, 07) ----------------------------------------------------------------------
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio of each image (N, C, H, W) in [0, 1], in dB:
-    ``10 log10(1 / mean((pred - target)^2))`` (torchmetrics' ``PeakSignalNoiseRatio(data_range=1.0)``
-    per image) (notebook 05)."""
+    """Peak signal-to-noise ratio in dB of each image (N, C, H, W) in [0, 1], ``10 log10(1 / mse)``:
+    torchmetrics' ``PeakSignalNoiseRatio(data_range=1.0)`` per image (notebook 05)."""
     return peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Structural similarity of each image (N, C, H, W) in [0, 1] (torchmetrics'
-    ``StructuralSimilarityIndexMeasure(data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)``
-    per image): 1 for identical images (notebook 05)."""
+    """Structural similarity of each image (N, C, H, W) in [0, 1], 1 when identical: torchmetrics'
+    ``StructuralSimilarityIndexMeasure`` (Gaussian window, sigma 1.5, 11 px) per image (notebook 05)."""
     return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, gaussian_kernel=True,
                                                sigma=1.5, kernel_size=11, reduction="none")
 
 
 def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Images (N, C, h, w) in [0, 1] resized to ``size`` with bicubic interpolation, clamped to [0, 1]:
-    the baseline a super-resolution network has to beat (notebook 05). The kernel is PIL's (and
-    MATLAB's ``imresize``), antialiased should the target be smaller than the input."""
+    """Images (N, C, h, w) in [0, 1] resized to ``size``, bicubic (PIL's and MATLAB's kernel, antialiased
+    when shrinking), clamped to [0, 1]: the baseline super-resolution has to beat (notebook 05)."""
     return F.interpolate(x.float(), size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
 def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """PSNR of each image (N, C, H, W) in [0, 1] over the pixels where ``mask`` (N, H, W) is True, in dB;
-    NaN for an image without such pixels (notebook 03)."""
+    """PSNR in dB of each image (N, C, H, W) in [0, 1] where ``mask`` (N, H, W) is True; NaN if none (notebook 03)."""
     err = ((pred.float() - target.float()) ** 2).mean(1) * mask
     n = mask.flatten(1).sum(1)
     mse = err.flatten(1).sum(1) / n.clamp(min=1)
@@ -52,29 +90,20 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 
 def critic_right(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Per pair of pictures (N,): the share of a critic's patch logits on the right side of 0 for the real
-    picture (label 1) and for its generated counterpart (label 0), averaged over the two, as
-    ``accuracy_thresh_expand`` counts them (notebook 03)."""
-    return ((critic(real).float() > 0).float().flatten(1).mean(1) + (critic(fake).float() <= 0).float().flatten(1).mean(1)) / 2
+    """Per pair (N,): the share of the critic's patch logits on the right side of 0 for the real picture
+    (label 1) and for the generated one (label 0), averaged, as ``accuracy_thresh_expand`` counts (notebook 03)."""
+    return ((critic(real).float() > 0).float().flatten(1).mean(1)
+            + (critic(fake).float() <= 0).float().flatten(1).mean(1)) / 2
 
 
-@torch.no_grad()
-def critic_accuracy(critic: torch.nn.Module, generator: torch.nn.Module, dl) -> float:
-    """How often the critic tells real from generated on held-out pairs (notebook 03): ``critic_right`` over
-    every item of ``dl`` (a validation loader of (input, real) pairs, all of it), both models in eval
-    mode (put back as they were after)."""
-    was = critic.training, generator.training
-    critic.eval()
-    generator.eval()
+def critic_accuracy(learn, critic: torch.nn.Module, dl=None) -> float:
+    """Mean ``critic_right`` over every (input, real) pair of ``dl`` (``learn``'s validation loader by
+    default), the fakes made by ``learn``'s model, both models in eval mode (notebook 03)."""
+    dl = (learn.data.valid_dl if dl is None else dl).full()
     right = []
-    try:
-        dl = dl.full() if hasattr(dl, "full") else dl
+    with learn.eval_mode(learn.model, critic), learn.autocast():
         for x, real in progress_bar(dl, total=len(dl), desc="critic accuracy"):
-            with autocast(real.device):
-                right.append(critic_right(critic, real, generator(x)).cpu())
-    finally:
-        critic.train(was[0])
-        generator.train(was[1])
+            right.append(critic_right(critic, real, learn.model(x)).cpu())
     return torch.cat(right).mean().item()
 
 
@@ -82,24 +111,16 @@ def critic_accuracy(critic: torch.nn.Module, generator: torch.nn.Module, dl) -> 
 def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False,
                  keep_luminance: bool = False, regions: dict | None = None,
                  critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """PSNR and SSIM of the model's output and of bicubic upsampling, each against the target, for
-    every item of a loader of image pairs (the whole validation split by default) (notebook 05).
-
-    Returns per-image tensors ``psnr_model``, ``psnr_bicubic``, ``ssim_model``, ``ssim_bicubic``; with
-    ``with_sharpness`` also ``sharpness_model``, ``sharpness_bicubic``, ``sharpness_target`` (notebook
-    03); with ``with_color`` also ``deltae_model``, ``deltae_bicubic`` and ``colorfulness_model``,
-    ``colorfulness_bicubic``, ``colorfulness_target`` (notebook 07, where the "bicubic" baseline is the
-    gray input itself). The model's output and the target are denormalised (``learn.data.denorm``) and
-    clamped to [0, 1]; the bicubic baseline starts from the same window of the input (``dl.inputs``).
-    ``keep_luminance`` scores what DeOldify shows a user: the output's chroma on the input's own
-    luminance (``helpers.color.merge_chroma``; input and target the same size) (notebook 07). With
-    ``regions`` ({item name: (left, top, right, bottom)} in input pixels, e.g. where ``crappify`` stamped
-    its number) also ``psnr_region_model`` and ``psnr_region_bicubic``, PSNR inside each item's region
-    (``masked_psnr``; NaN where the region lies outside the window) (notebook 03). With a ``critic``,
-    also ``critic_right`` per item (``critic_right``: the model's output as the generated picture, the
-    target as the real one), from the same predictions (notebook 03).
-    """
-    dl = dl or learn.data.valid_dl.full()
+    """Per-image scores of the model's output (denormalised, clamped) and of bicubic upsampling of the same input
+    window, each against the target, over a loader of image pairs (the validation split by default; a shuffling
+    loader raises ``ValueError``) (notebook 05). Always ``psnr_model``, ``psnr_bicubic``, ``ssim_model``,
+    ``ssim_bicubic``; ``with_sharpness``: ``sharpness_*`` of model, bicubic and target (notebook 03);
+    ``with_color``: ``deltae_model``, ``deltae_bicubic``, ``colorfulness_*`` of the three (notebook 07, where
+    "bicubic" is the gray input); ``keep_luminance``: the output's chroma on the input's luminance, as DeOldify
+    shows it (input and target the same size) (notebook 07); ``regions`` ({name: (left, top, right, bottom)} in
+    input pixels): ``psnr_region_model``, ``psnr_region_bicubic`` (``masked_psnr``, NaN outside the window);
+    ``critic``: ``critic_right`` with the output as fake, the target as real (notebook 03)."""
+    dl = learn.data.valid_dl.full() if dl is None else dl
     if dl.shuffle:
         raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
     against = {"psnr": psnr, "ssim": ssim}  # scores of a picture against its target
@@ -110,16 +131,14 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
         against["deltae"] = delta_e
         alone["colorfulness"] = colorfulness
     scores: dict[str, list[torch.Tensor]] = {}
-    was = critic.training if critic is not None else None
-    if critic is not None:
-        critic.eval()
     for idx, (x, y) in progress_bar(dl.in_order(), total=dl.n_ordered, desc=f"scoring {dl.n_items} photos"):
-        raw = predict_images(learn, x, raw=True)
+        raw = learn.predict_batch(x)
         pred, target = learn.data.denorm(raw).clamp(0, 1), learn.data.denorm(y).clamp(0, 1)
         if critic is not None:
-            with learn.autocast():
+            with learn.eval_mode(critic), learn.autocast():
                 scores.setdefault("critic_right", []).append(critic_right(critic, y, raw).cpu())
         if keep_luminance:
+            from helpers.color import merge_chroma
             pred = merge_chroma(pred, learn.data.denorm(x).clamp(0, 1))
         base = torch.cat([bicubic_upsample(lr[None].to(target.device), target.shape[-2:]) for lr in dl.inputs(idx)])
         for name, out in (("model", pred), ("bicubic", base)):
@@ -133,26 +152,22 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
             mask = dl.region_masks(idx, regions).to(target.device)
             for name, out in (("model", pred), ("bicubic", base)):
                 scores.setdefault(f"psnr_region_{name}", []).append(masked_psnr(out, target, mask).cpu())
-    if critic is not None:
-        critic.train(was)
     return {k: torch.cat(v) for k, v in scores.items()}
 
 
 def sharpness(images: torch.Tensor) -> torch.Tensor:
-    """Variance of the Laplacian of each image's luminance (N, 3, H, W) in [0, 1] -> (N,): how much fine
-    detail (edges, texture) a picture has, which PSNR does not reward; a blurred photo scores lower
-    than the original (notebook 03). Luminance with ITU-R BT.601 weights; the 3x3 Laplacian over the
-    interior (no padding)."""
+    """Variance of the 3x3 Laplacian (no padding) of each image's luminance (N, 3, H, W) in [0, 1] -> (N,):
+    fine detail, which PSNR does not reward; a blurred photo scores lower (notebook 03)."""
+    import kornia.color
     gray = kornia.color.rgb_to_grayscale(images.float())  # BT.601: 0.299 R + 0.587 G + 0.114 B
     lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=images.device).view(1, 1, 3, 3)
     return F.conv2d(gray, lap).flatten(1).var(1)
 
 
 def colorfulness(images: torch.Tensor) -> torch.Tensor:
-    """Hasler and Süsstrunk's colorfulness of each image (N, 3, H, W) in [0, 1] -> (N,), on the 0-255
-    scale of their paper ("Measuring colourfulness in natural images", 2003): with rg = R - G and
-    yb = (R + G) / 2 - B, ``sqrt(std_rg² + std_yb²) + 0.3 * sqrt(mean_rg² + mean_yb²)``. A gray
-    picture scores 0; they call about 33 "moderately" and 59 "quite" colourful (notebook 07)."""
+    """Hasler and Süsstrunk's colorfulness (2003) of each image (N, 3, H, W) in [0, 1] -> (N,), on a 0-255
+    scale: ``sqrt(std_rg² + std_yb²) + 0.3 * sqrt(mean_rg² + mean_yb²)``, rg = R - G, yb = (R + G) / 2 - B. Gray
+    scores 0; about 33 is "moderately", 59 "quite" colourful (notebook 07)."""
     r, g, b = (images.float() * 255).unbind(1)
     rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
     std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
@@ -161,7 +176,32 @@ def colorfulness(images: torch.Tensor) -> torch.Tensor:
 
 
 def delta_e(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean colour difference per image (N, 3, H, W) in [0, 1] -> (N,): CIE76 ΔE, the Euclidean distance
-    in CIE Lab (D65, kornia's conversion) averaged over the pixels; about 2.3 is a just-noticeable
-    difference (notebook 07)."""
-    return (kornia.color.rgb_to_lab(pred.float()) - kornia.color.rgb_to_lab(target.float())).norm(dim=1).flatten(1).mean(1)
+    """Mean CIE76 ΔE per image (N, 3, H, W) in [0, 1] -> (N,): the distance in CIE Lab (D65, kornia's)
+    averaged over pixels; about 2.3 is just noticeable (notebook 07)."""
+    import kornia.color
+    return (kornia.color.rgb_to_lab(pred.float())
+            - kornia.color.rgb_to_lab(target.float())).norm(dim=1).flatten(1).mean(1)
+
+
+# --- GANs (notebook 04) ---------------------------------------------------------------------------------
+def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of embeddings (N, D), FID's formula
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``, by eigen-decompositions (notebook 04)."""
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
+    root_a = _sqrtm_psd(cov_a)
+    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
+    value = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * torch.trace(cross)
+    return float(value.clamp(min=0))
+
+
+def thumbnails(images: torch.Tensor, grid: int = 8) -> torch.Tensor:
+    """Images (N, C, H, W) -> (N, C * grid * grid), each averaged down to a ``grid`` x ``grid`` thumbnail: a
+    fixed feature space for ``frechet_distance`` that needs no trained network (notebook 04)."""
+    return F.adaptive_avg_pool2d(images.float(), grid).flatten(1).cpu()

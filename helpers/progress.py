@@ -1,12 +1,6 @@
-"""Progress: bars for long steps and the per-epoch table, drawn in place in Jupyter, as text elsewhere.
-
-Introduced in notebook 01 (resnet-mnist). ``HELPERS_PROGRESS`` picks ``auto`` / ``text`` / ``none``:
-
-- ``auto``: in a Jupyter kernel, HTML updated in place through one display per bar or per fit (a
-  ``<progress>`` element and a table, as fastprogress draws them), so a fit of any length is one output
-  and a saved notebook holds plain HTML, never a widget that needs a live kernel; elsewhere, ``text``;
-- ``text``: tqdm's plain bars on stdout, and the table printed a row at a time;
-- ``none``: no bars at all, the table printed a row at a time (``make run`` stores exactly that).
+"""Progress bars for long steps and the per-epoch table (notebook 01). ``HELPERS_PROGRESS``: ``auto`` (Jupyter:
+HTML redrawn in place, as fastprogress does, never a widget; else ``text``), ``text`` (tqdm bars on stdout, the
+table a row at a time) or ``none`` (no bars, the table a row at a time: what ``make run`` stores).
 """
 from __future__ import annotations
 
@@ -26,7 +20,8 @@ def format_time(seconds: float) -> str:
     return f"{m:02d}:{s:02d}"
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (notebook 01)."""
     try:
         from IPython import get_ipython
         return get_ipython() is not None and "IPKernelApp" in get_ipython().config
@@ -38,7 +33,7 @@ def _style() -> str:
     """Where bars go: ``html`` (a Jupyter kernel), ``text`` or ``none``."""
     mode = config.progress_mode()
     if mode == "auto":
-        return "html" if _in_kernel() else "text"
+        return "html" if in_kernel() else "text"
     return mode
 
 
@@ -62,9 +57,8 @@ def _amount(n: float, unit: str) -> str:
 
 
 class Progress:
-    """A bar over ``total`` steps (or bytes, ``unit="B"``), moved by ``update(n)`` and ended by ``close()``
-    (or the end of a ``with`` block); drawn as ``HELPERS_PROGRESS`` says (notebook 01). In Jupyter a
-    finished bar leaves one line of text: what was done, in how long."""
+    """A bar over ``total`` steps (or bytes, ``unit="B"``), moved by ``update(n)``, ended by ``close()`` or a
+    ``with`` block (notebook 01); in Jupyter a finished bar leaves one line: what was done, in how long."""
 
     def __init__(self, total: int | None, desc: str = "", unit: str = "it"):
         self.total, self.desc, self.unit, self.done = total, desc, unit, 0
@@ -73,7 +67,6 @@ class Progress:
         self._tqdm = self._handle = None
         if self.style == "text":
             from tqdm.std import tqdm
-            # headless: appear only for steps longer than 2 s, refresh at most every 5 s
             self._tqdm = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
                               leave=False, file=sys.stdout, mininterval=5.0, delay=2.0, ncols=90)
         elif self.style == "html":
@@ -119,9 +112,8 @@ def progress_bar(iterable: Iterable, total: int | None = None, desc: str = "") -
 
 
 class EpochTable:
-    """The per-epoch table of a fit: epoch, losses, metrics, time (notebook 01). Headless it prints one
-    aligned row per epoch; in Jupyter the table and the current epoch's bar are one display, redrawn
-    in place, so a fit of any length is one output that ends with its total time."""
+    """The per-epoch table of a fit: epoch, losses, metrics, time (notebook 01). Printed a row at a time, or in
+    Jupyter one display with the current epoch's bar, redrawn in place and ending with the total time."""
 
     def __init__(self, names: Sequence[str]):
         self.names = ["epoch", *names, "time"]

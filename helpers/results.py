@@ -1,20 +1,9 @@
-"""Results records: each notebook writes ``runs/<notebook>.json``; ``make run`` aggregates them.
-
-Introduced in notebook 01 (resnet-mnist). One format for every notebook::
-
-    {"notebook": "01_resnet_mnist", "profile": "small", "smoke": false, "device": "cpu", "torch": "2.14.1",
-     "seconds": 123.4, "metrics": {"resnet_accuracy": 0.9951, "resnet_train_seconds": 70.2},
-     "checks": {"passed": true, "floors": {"resnet_accuracy": 0.99}}}
-
-Metric names say what and which model; times are in seconds. ``checks`` holds the outcome of
-``Results.check``: ``passed`` true / false (then ``failed`` says which metric, its value and its floor),
-or null in a smoke run, where floors are recorded but not enforced; it is absent when nothing was checked.
-"""
+"""Results records: each notebook writes ``runs/<notebook>.json`` (see ``Results.record``; times in seconds) and
+``python -m helpers.results`` prints them all. Introduced in notebook 01 (resnet-mnist)."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -23,6 +12,7 @@ from pathlib import Path
 import torch
 
 from helpers import config
+from helpers.files import atomic_write
 
 
 def machine() -> str:
@@ -47,13 +37,8 @@ class Results:
         self.metrics.update({k: round(float(v), 6) for k, v in metrics.items()})
 
     def check(self, **floors: float) -> None:
-        """Fail loudly when a metric is below its floor, missing, NaN or infinite (notebook 01).
-
-        The outcome goes into the record as ``checks``. A failure first writes the record, marked
-        failed (``save()``), then raises AssertionError, so ``python -m helpers.results`` shows what
-        happened; a pass is written by the ``save()`` that follows. In a smoke run (``HELPERS_SMOKE=1``)
-        the floors are recorded but not enforced: nothing is checked and nothing raises.
-        """
+        """Record ``checks``; a metric below its floor, missing, NaN or infinite saves the record marked failed and
+        raises AssertionError. A smoke run records the floors (``passed``: None) without checking (notebook 01)."""
         floors = {k: float(f) for k, f in floors.items()}
         if config.smoke():
             self.checks = {"passed": None, "floors": {**(self.checks or {}).get("floors", {}), **floors}}
@@ -94,11 +79,7 @@ class Results:
     def save(self) -> None:
         """Write ``runs/<notebook>.json`` (see ``path``) atomically and print the table (notebook 01)."""
         rec = self.record()
-        out = self.path()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write(self.path(), lambda tmp: tmp.write_text(json.dumps(rec, indent=2) + "\n"))
         print(format_table([rec]))
 
 
@@ -107,8 +88,7 @@ def _show(value) -> str:
 
 
 def check_status(record: dict) -> str:
-    """What a record says about its floors: ``passed``, ``FAILED: <metrics>``, ``not enforced (smoke run)``
-    or ``not checked`` (notebook 01)."""
+    """``passed``, ``FAILED: <metrics>``, ``not enforced (smoke run)`` or ``not checked`` (notebook 01)."""
     checks = record.get("checks")
     if not checks:
         return "not checked"
@@ -124,8 +104,7 @@ def _fmt(name: str, value) -> str:
 
 
 def format_table(records: list[dict]) -> str:
-    """Rows ``notebook | profile | machine | metric | value`` as plain text, ending each notebook with
-    its ``checks`` row (see ``check_status``) (notebook 01)."""
+    """Records as a text table ``notebook | profile | machine | metric | value``, with ``checks`` rows (notebook 01)."""
     rows = [("notebook", "profile", "machine", "metric", "value")]
     for r in records:
         where = r.get("machine", r["device"])
@@ -139,8 +118,7 @@ def format_table(records: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m helpers.results``: print every record in ``runs/`` as one table; exit status 1 when
-    there is none or a record's checks failed (notebook 01)."""
+    """``python -m helpers.results``: print all records; exit 1 if there is none or a check failed (notebook 01)."""
     files = sorted(config.runs_dir().glob("*.json"))
     if not files:
         print(f"no results records in {config.runs_dir()}; run the notebooks first (make run)")

@@ -1,7 +1,5 @@
-"""Pictures: single images, grids of a batch, predictions next to labels.
-
-Introduced in notebook 01 (resnet-mnist). matplotlib is imported inside the functions, so importing
-``helpers`` stays headless-safe; notebooks render inline, scripts fall back to the Agg backend.
+"""Pictures: single images, grids of a batch, predictions next to labels (notebook 01). matplotlib is imported
+inside the functions, so importing ``helpers`` stays headless-safe.
 """
 from __future__ import annotations
 
@@ -10,30 +8,23 @@ from typing import Callable
 
 import torch
 
-from helpers.color import merge_chroma
-from helpers.imagedata import predict_images
+from helpers.data import spread
+from helpers.progress import in_kernel
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot``, with the Agg backend in a headless script (notebook 01)."""
     import matplotlib
-    if not _in_notebook() and not os.environ.get("DISPLAY"):
-        matplotlib.use("Agg")  # headless script: draw to memory instead of a window
+    if not in_kernel() and not os.environ.get("DISPLAY"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-        return get_ipython() is not None and "IPKernelApp" in get_ipython().config
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def show_image(img: torch.Tensor, ax=None, figsize=(3, 3), title: str | None = None, cmap: str | None = "binary",
                **kwargs) -> None:
     """Draw one image tensor (C, H, W) or (H, W) in [0, 1]; 1-channel images use ``cmap`` (notebook 01)."""
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     img = img.detach().float().cpu()
@@ -49,10 +40,8 @@ def show_image(img: torch.Tensor, ax=None, figsize=(3, 3), title: str | None = N
 
 def plot_multi(func: Callable[[int, int, object], None], rows: int, cols: int, figsize=(8, 8), dpi: int = 72,
                photo: bool = False) -> None:
-    """Call ``func(i, j, ax)`` on each cell of a rows x cols grid of axes (notebook 01). Grids of
-    pictures are drawn at 72 dpi: sharp enough to read, small enough to keep notebooks light;
-    ``photo=True`` shows the figure as a JPEG (see ``show_as_jpeg``)."""
-    plt = _plt()
+    """Call ``func(i, j, ax)`` on each cell of a rows x cols grid; ``photo=True`` shows it as a JPEG (notebook 01)."""
+    plt = pyplot()
     fig, axs = plt.subplots(rows, cols, figsize=figsize, squeeze=False, dpi=dpi)
     for i in range(rows):
         for j in range(cols):
@@ -63,15 +52,13 @@ def plot_multi(func: Callable[[int, int, object], None], rows: int, cols: int, f
 
 
 def show_as_jpeg(fig=None, quality: int = 85) -> None:
-    """In a notebook, show a figure of photographs as a JPEG instead of matplotlib's PNG: a fifth of
-    the bytes for the same picture, so stored notebooks stay small (notebook 02). Elsewhere the
-    figure is left as it is."""
-    if not _in_notebook():
+    """In a notebook, show a figure as a JPEG (a fifth of a PNG's bytes) and close it (notebook 02)."""
+    if not in_kernel():
         return
     import io
 
     from IPython.display import Image, display
-    plt = _plt()
+    plt = pyplot()
     fig = fig or plt.gcf()
     buf = io.BytesIO()
     fig.savefig(buf, format="jpeg", dpi=fig.dpi, bbox_inches="tight", pil_kwargs={"quality": quality})
@@ -92,10 +79,10 @@ def show_batch(data, rows: int = 3, figsize=(5, 5), valid: bool = False, cmap: s
 
 
 def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> None:
-    """Validation images titled ``prediction / truth``, wrong ones in red, most confident mistakes first
-    (notebook 01)."""
+    """Validation images titled ``prediction / truth``, wrong in red, most confident mistakes first (notebook 01)."""
     preds, targs = learn.get_preds()
-    x = learn.data.valid_dl.x[: len(preds)]
+    dl = learn.data.valid_dl
+    x = dl.x[dl.indices().to(dl.x.device)]
     probs = torch.softmax(preds, -1)
     pred = probs.argmax(-1)
     wrong = (pred != targs).nonzero().flatten()
@@ -113,11 +100,10 @@ def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> 
         ax.set_title(f"{classes[pred[k]]} / {classes[targs[k]]}", color="black" if ok else "red")
 
     plot_multi(cell, rows, rows, figsize=figsize)
-    _plt().gcf().suptitle("prediction / truth (red: wrong)", y=1.02)
+    pyplot().gcf().suptitle("prediction / truth (red: wrong)", y=1.02)
 
 
 # --- segmentation (notebook 02) -------------------------------------------------------------------
-
 def overlay(img: torch.Tensor, mask: torch.Tensor, palette: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
     """Blend a class mask (H, W), coloured by ``palette`` (n_classes, 3) in [0, 1], over an image
     (3, H, W) in [0, 1]; ``alpha=1`` shows the colours alone (notebook 02)."""
@@ -126,7 +112,7 @@ def overlay(img: torch.Tensor, mask: torch.Tensor, palette: torch.Tensor, alpha:
 
 
 def _legend(classes: list[str], palette: torch.Tensor) -> None:
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.patches import Patch
     handles = [Patch(color=palette[i].tolist(), label=c) for i, c in enumerate(classes)]
     plt.gcf().legend(handles=handles, loc="lower center", ncol=min(6, len(classes)), fontsize=8,
@@ -144,22 +130,13 @@ def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, fi
     show_as_jpeg()
 
 
-def _spread(n: int, k: int) -> torch.Tensor:
-    """``k`` indices of ``n`` items spread evenly over them, the two ends left out: a validation set cut
-    from videos or sorted by name has look-alike neighbours (notebook 02)."""
-    return torch.linspace(0, n - 1, k + 2).round().long()[1:-1]
-
-
 def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8)) -> None:
-    """Validation frames spread over the set (it is a video: neighbours look alike): the image, the
-    true mask and the predicted mask side by side, with the pixel accuracy of each prediction over
-    non-void pixels (notebook 02)."""
+    """Image, true mask and predicted mask (titled with its pixel accuracy over non-void pixels) of
+    validation frames spread over the video (neighbours look alike) (notebook 02)."""
     import math
     dl = learn.data.valid_dl
-    x, y = dl.batch(_spread(dl.n_items, rows))
-    learn.model.eval()
-    with torch.no_grad():
-        pred = learn.model(x).float().argmax(1)
+    x, y = dl.batch(spread(dl.n_items, rows))
+    pred = learn.predict_batch(x).argmax(1)
     img = learn.data.denorm(x)
     void = len(learn.data.classes) - 1
 
@@ -179,10 +156,9 @@ def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8
 
 
 def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None:
-    """A confusion matrix (true class rows, predicted columns) as a picture, each row normalised to
-    the share of that class's pixels, with the shares written in the cells (notebook 02). An extra
-    last column (pixels predicted as void) is labelled "void (predicted)"."""
-    plt = _plt()
+    """A confusion matrix (true rows, predicted columns) as a picture, each row as shares of that class's
+    pixels, written in the cells; an extra last column is "void (predicted)" (notebook 02)."""
+    plt = pyplot()
     share = cm.double() / cm.sum(1, keepdim=True).clamp(min=1)
     cols = list(classes) + ["void (predicted)"] * (cm.shape[1] - len(classes))
     fig, ax = plt.subplots(figsize=figsize)
@@ -201,11 +177,9 @@ def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None
 
 
 # --- image to image (notebook 05) -------------------------------------------------------------------
-
 def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = False,
                      titles: tuple[str, str] = ("input", "target")) -> None:
-    """Pairs of one (augmented) batch of an image-to-image loader, input next to target, denormalised
-    (the lesson's ``show_batch`` for an ``ImageImageList``) (notebook 05)."""
+    """Input next to target of one denormalised batch: the lesson's ``show_batch`` for image pairs (notebook 05)."""
     x, y = data.one_batch(valid=valid)
     x, y = data.denorm(x), data.denorm(y)
     rows = min(rows, len(x))
@@ -214,9 +188,8 @@ def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = Fals
 
 
 def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
-    """One training batch of a critic's data (``helpers.imagedata.critic_data``): each row a photo's
-    generated picture next to its real one, titled with their labels (the lesson's ``data_crit.show_batch``)
-    (notebook 03)."""
+    """One training batch of ``helpers.imagedata.critic_data``, a photo's generated picture next to its real
+    one, titled with their labels: the lesson's ``data_crit.show_batch`` (notebook 03)."""
     x, y = data.one_batch()
     x, n = data.denorm(x).clamp(0, 1), len(x) // 2
     rows = min(rows, n)
@@ -228,19 +201,20 @@ def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
 def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None,
                        row_titles: list[str] | None = None, keep_luminance: bool = False,
                        crop: float | None = None, zoom: int = 2) -> None:
-    """Input / Prediction / Target for validation items spread over the set (or items ``idx``),
-    denormalised, as the lesson's ``learn.show_results(rows, imgsize)`` for an image-to-image model
-    (notebook 05). ``row_titles`` label the predictions; ``keep_luminance`` shows the prediction's
-    chroma on the input's luminance, as DeOldify does (``helpers.color.merge_chroma``; notebook 07).
-    ``crop`` shows the centre ``crop`` of each side instead, every pixel ``zoom`` screen pixels wide, as
-    a PNG: where fine detail is the point, nothing is smoothed or JPEG-coded (notebooks 03, 05)."""
-    dl = dl or learn.data.valid_dl
-    idx = _spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
+    """Input / Prediction / Target, denormalised, for validation items spread over the set (or ``idx``): the
+    lesson's ``learn.show_results`` (notebook 05). ``row_titles`` label the predictions; ``keep_luminance`` puts their
+    chroma on the input's luminance, as DeOldify does (notebook 07); ``crop`` shows the centre ``crop`` of each side as
+    an unsmoothed PNG, a pixel ``zoom`` screen pixels wide (notebooks 03, 05)."""
+    dl = learn.data.valid_dl if dl is None else dl
+    idx = spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
     rows = len(idx)
     x, y = dl.batch(idx)
     inputs = learn.data.denorm(x).clamp(0, 1)
-    pred = predict_images(learn, x)
-    images = [inputs, merge_chroma(pred, inputs) if keep_luminance else pred, learn.data.denorm(y).clamp(0, 1)]
+    pred = learn.predict_batch(x, denorm=True)
+    if keep_luminance:
+        from helpers.color import merge_chroma
+        pred = merge_chroma(pred, inputs)
+    images = [inputs, pred, learn.data.denorm(y).clamp(0, 1)]
     titles = ("Input", "Prediction", "Target")
 
     def title(i: int, j: int) -> str | None:

@@ -1,21 +1,5 @@
-"""Human numbers: the corpus, its vocabulary and language-model batches. Introduced in notebook 06
-(human-numbers).
-
-The lesson's data set is the numbers 1 ... 9,999 written in English words. It can be made exactly, so
-it is made here rather than downloaded: training text is 1 ... 7,999, validation text is 8,001 ...
-9,999 (8,000 is in neither). Each split becomes one document, the numbers joined by ``", "`` behind a
-beginning-of-stream token::
-
-    xxbos one , two , three , ... , seven thousand nine hundred ninety nine
-
-The original archive (``train.txt`` / ``valid.txt``, one number per line) is registered in
-``helpers.download`` too, so ``human_numbers(untar_data("human_numbers"))`` reads the same tokens from
-the lesson's files.
-
-``LMLoader`` serves a token stream the way a language model reads it: the stream is cut into ``bs``
-contiguous rows and each batch is the next ``bptt`` columns, so row ``r`` of batch ``k + 1`` carries on
-exactly where row ``r`` of batch ``k`` stopped; the targets are the inputs shifted one token ahead.
-"""
+"""Human numbers (1 ... 9,999 in words): the corpus, its vocabulary and language-model batches. Introduced in
+notebook 06 (human-numbers)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -30,7 +14,7 @@ from helpers import config
 
 BOS = "xxbos"
 UNK = "xxunk"
-# The special tokens of early-2019 fastai, in its order; keeping them gives the lesson's vocab of 38.
+# The special tokens of early-2019 fastai, in its order: they give the lesson's vocab of 38.
 SPECIAL_TOKENS = (UNK, "xxpad", BOS, "xxfld", "xxmaj", "xxup", "xxrep", "xxwrep")
 TRAIN_RANGE = range(1, 8_000)       # 1 ... 7,999
 VALID_RANGE = range(8_001, 10_000)  # 8,001 ... 9,999
@@ -40,10 +24,8 @@ _ONES = ("zero one two three four five six seven eight nine ten eleven twelve th
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
-# --- the corpus -------------------------------------------------------------------------------
 def number_to_words(n: int) -> str:
-    """English words for 1 <= n <= 9,999 without "and" or hyphens, e.g. 8023 -> "eight thousand
-    twenty three", as in the lesson's files (notebook 06)."""
+    """1 <= n <= 9,999 (else ValueError) in words, 8023 -> "eight thousand twenty three" (notebook 06)."""
     if not isinstance(n, int) or not 1 <= n <= 9_999:
         raise ValueError(f"number_to_words covers the integers 1 ... 9,999, got {n!r}")
     words = []
@@ -79,7 +61,6 @@ def tokenize(text: str) -> list[str]:
 @dataclass(frozen=True)
 class Corpus:
     """The token lists of the training and the validation document (notebook 06)."""
-
     train: list[str]
     valid: list[str]
     source: str = "generated"
@@ -98,8 +79,7 @@ class Corpus:
 
 
 def human_numbers(path: Path | str | None = None) -> Corpus:
-    """The corpus: generated exactly when ``path`` is None, else read from a folder holding the lesson's
-    ``train.txt`` and ``valid.txt`` (e.g. ``untar_data("human_numbers")``) (notebook 06)."""
+    """The corpus, generated if ``path`` is None, else read from ``path/train.txt`` and ``valid.txt`` (notebook 06)."""
     if path is None:
         return Corpus(tokenize(make_document(number_lines(TRAIN_RANGE))),
                       tokenize(make_document(number_lines(VALID_RANGE))))
@@ -120,8 +100,7 @@ def read_human_numbers(path: Path | str) -> Corpus:
 
 
 def write_human_numbers(path: Path | str) -> Path:
-    """Write the generated corpus in the lesson's layout: ``train.txt`` and ``valid.txt``, one number per
-    line (notebook 06)."""
+    """Write the generated corpus as the lesson's ``train.txt`` / ``valid.txt``, one number per line (notebook 06)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for name, numbers in (("train.txt", TRAIN_RANGE), ("valid.txt", VALID_RANGE)):
@@ -129,7 +108,6 @@ def write_human_numbers(path: Path | str) -> Path:
     return path
 
 
-# --- vocabulary -------------------------------------------------------------------------------
 class Vocab:
     """Token <-> id. ``itos[i]`` is the token with id ``i``; unknown tokens map to ``xxunk`` (notebook 06)."""
 
@@ -163,16 +141,9 @@ class Vocab:
         return sep.join(self.itos[int(i)] for i in ids)
 
 
-# --- language-model batches -------------------------------------------------------------------
 class LMLoader:
-    """Batches ``(x, y)`` of shape ``(bs, bptt)`` read in order from one token stream (notebook 06).
-
-    The stream is cut into ``bs`` rows of equal length; batch ``k`` is columns ``k*bptt ...`` of every
-    row, so each row reads its own stretch of text from start to end across the batches, and ``y`` is
-    ``x`` one token later. Every batch is full: a row uses a whole number of ``bptt`` chunks, so up to
-    ``bptt - 1`` tokens at the end of each row, and ``bs - 1`` at the end of the stream, are not read.
-    ``max_batches`` caps the batches per epoch (the first ones are kept, in order).
-    """
+    """Full batches ``(x, y)`` of shape ``(bs, bptt)``, ``y`` one token ahead, read in order from ``bs`` equal rows of
+    one token stream (notebook 06); ``max_batches`` caps the batches per epoch. ValueError if too few tokens."""
 
     def __init__(self, ids: torch.Tensor, bs: int, bptt: int, device: torch.device | None = None,
                  max_batches: int | None = None):
@@ -211,7 +182,6 @@ class LMLoader:
 @dataclass
 class LMDataBunch:
     """Training and validation ``LMLoader`` s plus the vocabulary (notebook 06)."""
-
     train_dl: LMLoader
     valid_dl: LMLoader
     vocab: Vocab
@@ -250,8 +220,7 @@ class LMDataBunch:
 
 
 def show_batch(data: LMDataBunch, rows: int = 5, valid: bool = False, width: int = 120) -> None:
-    """Print a plain-text table ``idx | text`` of the first ``rows`` rows of one batch, decoded; works
-    headless (notebook 06)."""
+    """Print a plain-text table ``idx | text`` of the first ``rows`` rows of one batch, decoded (notebook 06)."""
     x, _ = data.one_batch(valid=valid)
     texts = [data.vocab.textify(x[i]) for i in range(min(rows, len(x)))]
     texts = [t if len(t) <= width else t[:width - 3].rsplit(" ", 1)[0] + " ..." for t in texts]
@@ -271,10 +240,8 @@ def profile_note() -> str:
     return line
 
 
-# --- layers, regularisation (the loss, cross_entropy_flat, is in helpers.losses) --------------------
 class BatchNorm1dFlat(nn.BatchNorm1d):
-    """``BatchNorm1d`` over the last dimension of a ``(..., features)`` tensor: the leading dimensions
-    are flattened into one batch dimension and restored afterwards (notebook 06)."""
+    """``BatchNorm1d`` over the last dimension of a ``(..., features)`` tensor (notebook 06)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
@@ -283,13 +250,8 @@ class BatchNorm1dFlat(nn.BatchNorm1d):
 
 
 class RNNRegularizer:
-    """Learner callback for activation regularisation (notebook 06).
-
-    The model returns ``(logits, raw, dropped)``: ``raw`` the RNN's outputs, ``dropped`` the same after
-    dropout. The loss used in training adds ``alpha * mean(dropped**2)`` (AR: keep activations small)
-    and ``beta * mean((raw[:, t+1] - raw[:, t])**2)`` (TAR: keep them changing slowly); metrics and
-    validation see the plain loss. Everyone else only sees ``logits``.
-    """
+    """Learner callback for AR / TAR regularisation of a model returning ``(logits, raw, dropped)`` (notebook 06): the
+    training loss gains ``alpha * mean(dropped**2) + beta * mean((raw[:, t+1] - raw[:, t])**2)``."""
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0):
         self.alpha, self.beta = alpha, beta

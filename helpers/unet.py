@@ -1,9 +1,5 @@
-"""U-Net from any CNN encoder: hooks find the skip connections, a dummy batch sizes the decoder.
-
-Introduced in notebook 02 (camvid-unet); reused by the super-resolution, GAN and colorization
-notebooks. Semantics follow fastai v1's ``DynamicUnet`` as the lesson used it, including the
-lesson-era behaviour of blurring after *every* pixel shuffle.
-"""
+"""U-Net from any CNN encoder, as fastai v1's ``DynamicUnet`` in the lesson (blur after *every* pixel shuffle).
+Introduced in notebook 02 (camvid-unet); reused by the super-resolution, GAN and colorization notebooks."""
 from __future__ import annotations
 
 import torch
@@ -15,8 +11,7 @@ from helpers.layers import MergeLayer, SelfAttention, conv_layer, res_block
 
 
 def icnr_(weight: torch.Tensor, scale: int = 2, init=nn.init.kaiming_normal_) -> torch.Tensor:
-    """ICNR init: every group of ``scale**2`` output channels gets the same kernel, so a pixel shuffle
-    right after the conv starts out as nearest-neighbour upsampling (notebook 02)."""
+    """ICNR init, in place: a pixel shuffle after the conv starts as nearest-neighbour upsampling (notebook 02)."""
     nf, ni, *k = weight.shape
     sub = torch.empty(nf // scale**2, ni, *k)
     init(sub)
@@ -26,8 +21,7 @@ def icnr_(weight: torch.Tensor, scale: int = 2, init=nn.init.kaiming_normal_) ->
 
 
 class PixelShuffle_ICNR(nn.Module):
-    """1×1 conv to ``nf * scale**2`` channels (ICNR init) → ReLU → PixelShuffle → optional blur
-    (replication pad + 2×2 average, against checkerboard artefacts) (notebook 02)."""
+    """1×1 conv (ICNR init) to ``nf * scale**2`` channels → ReLU → PixelShuffle → optional blur (notebook 02)."""
 
     def __init__(self, ni: int, nf: int | None = None, scale: int = 2, blur: bool = True, norm: str | None = None):
         super().__init__()
@@ -51,10 +45,8 @@ class PixelShuffle_ICNR(nn.Module):
 
 
 class UnetBlock(nn.Module):
-    """Upsample ``up_in_c`` channels, concatenate the batch-normed skip activation, two convs (notebook 02).
-
-    The convs have as many channels as go in (half in the last block, ``final_div=False``), times
-    ``nf_factor``: DeOldify's wider decoder (notebook 07)."""
+    """Upsample ``up_in_c`` channels, concatenate the batch-normed skip activation, two convs (notebook 02) as wide
+    as their input (half if not ``final_div``) times ``nf_factor`` (DeOldify's wider decoder)."""
 
     def __init__(self, up_in_c: int, x_in_c: int, final_div: bool = True, blur: bool = True,
                  self_attention: bool = False, norm: str | None = None, nf_factor: float = 1.0):
@@ -103,29 +95,25 @@ def _sizes(layers: nn.Sequential, img_size: tuple[int, int], in_ch: int) -> list
 
 def skip_indices(shapes: list[torch.Size]) -> list[int]:
     """Indices of the encoder children whose output is the last one before a change of grid size (notebook 02)."""
-    idxs = [i for i in range(len(shapes) - 1) if shapes[i][-1] != shapes[i + 1][-1]]
-    return idxs
+    return [i for i in range(len(shapes) - 1) if shapes[i][-1] != shapes[i + 1][-1]]
+
+
+PROBE = (256, 256)  # the dummy batch's size: the architecture never depends on ``img_size``
 
 
 class DynamicUnet(nn.Module):
-    """A U-Net whose decoder is sized by running a dummy batch through ``encoder`` (notebook 02).
+    """A U-Net whose decoder is sized by a dummy 256 x 256 batch through ``encoder``, as DeOldify's (notebook 02).
+    Encoder hooks keep the skip activations until ``remove_hooks()`` or garbage collection. ``norm``: every decoder
+    conv's (``"spectral+batch"``: no BatchNorm in the final res block and output conv, as DeOldify). ``nf_factor``
+    widens the decoder blocks (DeOldify's "artistic" ``DynamicUnetDeep``: 1.5; notebook 07)."""
 
-    Forward hooks on the encoder children just before each change of grid size keep their outputs
-    for the cross connections (``helpers.hooks.Hooks``, with gradients). The hooks are removed by
-    ``remove_hooks()`` and when the U-Net is garbage-collected, so an encoder that outlives the U-Net
-    does not keep storing activations. ``norm`` applies to every conv of the decoder, the final
-    res block included (see ``conv_layer``); under ``"spectral+batch"`` the final res block and the
-    output conv are spectral-normed without BatchNorm, as in DeOldify. ``nf_factor`` widens every
-    decoder block (DeOldify's "artistic" ``DynamicUnetDeep``: 1.5; notebook 07).
-    """
-
-    def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] = (256, 256), in_ch: int = 3,
+    def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] | None = None, in_ch: int = 3,
                  blur: bool = True, blur_final: bool = True, self_attention: bool = False,
                  y_range: tuple[float, float] | None = None, last_cross: bool = True, bottle: bool = False,
                  norm: str | None = None, nf_factor: float = 1.0):
         super().__init__()
         self.encoder, self.in_ch = encoder, in_ch
-        shapes = _sizes(encoder, img_size, in_ch)
+        shapes = _sizes(encoder, PROBE, in_ch)
         self.skip_idxs = skip_indices(shapes)
         self.hooks = Hooks([encoder[i] for i in self.skip_idxs], detach=False)
         ni = shapes[-1][1]
@@ -141,7 +129,7 @@ class DynamicUnet(nn.Module):
             up_c = block.conv2[0].out_channels
         self.blocks = nn.ModuleList(blocks)
         head: list[nn.Module] = []
-        if shapes[self.skip_idxs[0]][-2:] != torch.Size(img_size):
+        if shapes[self.skip_idxs[0]][-2:] != torch.Size(PROBE):
             head.append(PixelShuffle_ICNR(up_c, blur=blur, norm=norm))
         self.upsample = nn.Sequential(*head)
         self.last_cross = last_cross
@@ -173,24 +161,15 @@ class DynamicUnet(nn.Module):
         return self.y_range(self.final(x))
 
     def layer_groups(self, split: int = 6) -> list[nn.Module]:
-        """fastai's three groups for discriminative learning rates and freezing: encoder children
-        ``[:split]`` (for a ResNet: stem, layer1, layer2), encoder ``[split:]`` (layer3, layer4), and
-        the decoder (notebook 02)."""
+        """fastai's three layer groups: encoder ``[:split]``, encoder ``[split:]``, decoder (notebook 02)."""
         decoder = [m for name, m in self.named_children() if name != "encoder"]
         return [nn.Sequential(*self.encoder[:split]), nn.Sequential(*self.encoder[split:]), nn.ModuleList(decoder)]
 
 
 def start_as_identity_(unet: DynamicUnet) -> DynamicUnet:
-    """Make an image-to-image U-Net output its input, exactly, before any training (notebook 05).
-
-    With ``last_cross`` the final layers see the input image next to the decoder's features: the last
-    res block's second conv starts at zero (so the block passes its input through) and the final 1x1
-    conv picks the input's channels. Training then learns a correction to the input, as residual
-    super-resolution networks (VDSR) do, instead of first learning to reproduce the picture from
-    random weights. Only for U-Nets without ``y_range`` whose output has as many channels as the input,
-    and for decoder norms ``None`` or ``"weight"`` (a spectral-normed conv cannot start at zero; under
-    ``"batch"`` the block's BatchNorm would add its bias).
-    """
+    """Make an image-to-image U-Net output its input exactly, before training, so it learns a correction (as VDSR)
+    (notebook 05). ValueError unless built with ``last_cross``, no ``y_range``, as many outputs as input channels
+    and decoder norm ``None`` or ``"weight"``."""
     final = unet.final[0]
     if not unet.last_cross:
         raise ValueError("start_as_identity_ needs a U-Net built with last_cross=True: only then does its end see the input")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torchvision.ops import roi_align
 
-from helpers.augment import NO_AUGMENT, Augment, Params, PhotoStack, center_boxes, cut, lighting
+from helpers.augment import NO_AUGMENT, Augment, Params, center_boxes, cut, lighting
+from helpers.photos import PhotoStack
 
 SIZES = [(24, 32), (40, 30), (28, 28), (20, 50)]
 

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers.data import ImageDecodeError, ImageList, TensorLoader, decode_images, rand_pad
+from helpers.data import ImageDecodeError, ImageList, TensorLoader, rand_pad
+from helpers.photos import PhotoStack
 
 
 def _png(path, value, size=(28, 28)):
@@ -59,7 +60,7 @@ def test_corrupt_png_is_reported_by_path(digits):
 
 def test_many_bad_images_are_all_listed_in_parallel_decode(tmp_path):
     paths = []
-    for i in range(2500):  # above the threshold for the process pool
+    for i in range(2500):
         p = tmp_path / f"{i}.png"
         if i in (7, 2400):
             p.write_bytes(b"garbage")
@@ -67,7 +68,7 @@ def test_many_bad_images_are_all_listed_in_parallel_decode(tmp_path):
             _png(p, i % 255, size=(4, 4))
         paths.append(p)
     with pytest.raises(ImageDecodeError) as err:
-        decode_images(paths, "L", workers=2)
+        PhotoStack.decode(paths, "L", workers=2)
     assert str(paths[7]) in str(err.value) and str(paths[2400]) in str(err.value)
 
 

@@ -308,22 +308,46 @@ def test_registry_entries():
     assert REGISTRY["bedroom"].size == 4579163978 and REGISTRY["human_numbers"].size == 30252
 
 
-def test_extraction_shows_progress_over_every_member(served, data, monkeypatch):
+def test_extraction_shows_progress_over_every_member_in_one_pass(served, data, monkeypatch):
     root, url, _ = served
     make_tgz(root / "mnist_png.tgz")
     monkeypatch.setenv("HELPERS_MIRROR", url)
-    seen = {}
+    bars, real = [], download.Progress
 
-    def spy(iterable, total=None, desc=""):
-        seen.update(total=total, desc=desc)
-        for item in iterable:
-            seen["yielded"] = seen.get("yielded", 0) + 1
-            yield item
+    class Spy(real):
+        def __init__(self, total, desc="", unit="it"):
+            super().__init__(total, desc, unit)
+            bars.append(self)
 
-    monkeypatch.setattr(download, "progress_bar", spy)
+    monkeypatch.setattr(download, "Progress", Spy)
+    opened, real_open = [], tarfile.open
+    monkeypatch.setattr(download.tarfile, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     assert_extracted(untar_data("mnist_png"), data)
-    n_members = len(FILES)  # make_tgz writes no folder entries
-    assert seen == {"total": n_members, "desc": "extracting mnist_png.tgz", "yielded": n_members}
+    extracting = [b for b in bars if b.desc == "extracting files"]
+    assert len(extracting) == 1 and extracting[0].done == len(FILES)  # make_tgz writes no folder entries
+    assert len(opened) == 1, "the archive is read once, not once to list and again to extract"
+
+
+def test_a_full_disk_keeps_the_archive_and_says_so(served, data, monkeypatch):
+    """ENOSPC while extracting: a DownloadError that names the full disk, the downloaded archive kept for the
+    next run, and no dataset folder or temporary folder left behind."""
+    import errno
+    root, url, _ = served
+    make_tgz(root / "mnist_png.tgz")
+    monkeypatch.setenv("HELPERS_MIRROR", url)
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_extractall = tarfile.TarFile.extractall
+    monkeypatch.setattr(tarfile.TarFile, "extractall", full_disk)
+    with pytest.raises(DownloadError, match=r"disk holding .* is full.*archive .*mnist_png\.tgz is kept") as err:
+        untar_data("mnist_png")
+    assert not isinstance(err.value, CorruptArchiveError)
+    assert (data / "archives" / "mnist_png.tgz").exists()
+    assert not (data / "mnist_png").exists() and not list(data.glob(".tmp-*"))
+    monkeypatch.setattr(tarfile.TarFile, "extractall", real_extractall)
+    assert_extracted(untar_data("mnist_png"), data)  # the next run extracts the kept archive
 
 
 def test_sha256_file_reads_in_chunks(tmp_path, monkeypatch):

@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from helpers.data import GANLoader
-from helpers.gan import AdaptiveGANSwitcher, FixedGANSwitcher, GANLearner, frechet_distance, image_grid
+from helpers.photos import PhotoStack
+from helpers.gan import AdaptiveGANSwitcher, FixedGANSwitcher, GANLearner, image_grid
+from helpers.metrics import frechet_distance
 from helpers.layers import SelfAttention, basic_critic, basic_generator, gan_critic
-from helpers.learner import accuracy_thresh_expand
+from helpers.metrics import accuracy_thresh_expand
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 
 
@@ -90,21 +92,37 @@ def test_adaptive_switcher_uses_thresholds():
 
 def _tiny_learner(**kwargs):
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    images = PhotoStack.from_list(list(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)))
     data = GANLoader(images, size=32, bs=16, noise_sz=100, device=torch.device("cpu"))
     return GANLearner.wgan(data, basic_generator(32, 1, n_features=8), basic_critic(32, 1, n_features=8),
                            n_grid=4, **kwargs)
 
 
 def test_loader_pads_to_size_and_scales_to_minus_one_one():
-    images = torch.full((4, 1, 28, 28), 255, dtype=torch.uint8)
+    images = PhotoStack.from_list([torch.full((1, 28, 28), 255, dtype=torch.uint8)] * 4)
     dl = GANLoader(images, size=32, bs=2, device=torch.device("cpu"))
     z, real = next(iter(dl))
     assert z.shape == (2, 100, 1, 1) and real.shape == (2, 1, 32, 32)
     assert real[:, :, 2:30, 2:30].eq(1).all() and real[:, :, :2].eq(-1).all() and real[:, :, 30:].eq(-1).all()
-    photos = [torch.randint(0, 256, (3, 40, 53), dtype=torch.uint8) for _ in range(3)]
-    _, real = next(iter(GANLoader(photos, size=40, bs=3, device=torch.device("cpu"))))
-    assert real.shape == (3, 3, 40, 40) and real.min() >= -1 and real.max() <= 1
+
+
+def test_random_squares_cut_each_photo_where_it_is():
+    """Landscape and portrait photos of several sizes: every square is a window of its own photo, at
+    a place that varies, and a portrait comes back upright."""
+    from helpers.photos import random_squares
+    photos = [torch.arange(h * w, dtype=torch.float32).view(1, h, w) for h, w in ((40, 53), (60, 40), (40, 40))]
+    stack = PhotoStack.from_list([(p % 251).to(torch.uint8) for p in photos])
+    torch.manual_seed(0)
+    places = set()
+    for _ in range(20):
+        out = random_squares(stack, torch.arange(3), 40)
+        assert out.shape == (3, 1, 40, 40)
+        for i, p in enumerate(photos):
+            windows = p.unfold(1, 40, 1).unfold(2, 40, 1)  # every 40 x 40 window of photo i
+            hits = ((windows % 251).to(torch.uint8) == out[i][:, None, None]).flatten(3).all(-1).nonzero()
+            assert len(hits) == 1, f"photo {i}: not one of its windows"
+            places.add((i, *hits[0, 1:].tolist()))
+    assert len({pl for pl in places if pl[0] == 0}) > 3 and len({pl for pl in places if pl[0] == 1}) > 3
 
 
 def test_clipping_comes_before_every_batch_as_fastai_did():
@@ -184,7 +202,7 @@ def test_frechet_distance_hand_computed():
 
 
 def test_thumbnails_average_each_cell():
-    from helpers.gan import thumbnails
+    from helpers.metrics import thumbnails
     x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
     t = thumbnails(x, grid=8)
     assert t.shape == (2, 3 * 64)
@@ -241,7 +259,7 @@ def test_accuracy_thresh_expand_against_a_hand_computation():
 # --- GANLearner.from_learners: the super-resolution GAN's set-up (notebook 03) ---------------------------
 def _pair_learners(n_grid=4):
     import torch.nn.functional as F
-    from helpers.augment import PhotoStack
+    from helpers.photos import PhotoStack
     from helpers.imagedata import ImagePairData, ImagePairLoader
     from helpers.learner import Learner
     from helpers.losses import AdaptiveLoss
@@ -396,6 +414,10 @@ def test_critic_accuracy_counts_real_and_generated_patches():
         def forward(self, x):  # every generated pixel is -1
             return torch.full_like(x, -1.0)
 
-    gen = MinusOne()
-    assert critic_accuracy(Mean(1.0), gen, dl) == pytest.approx((11 / 12 + 1) / 2)
-    assert critic_accuracy(Mean(-1.0), gen, dl) == pytest.approx((1 / 12 + 0) / 2)
+    from helpers.data import DataBunch, TensorLoader
+    from helpers.learner import Learner
+    loader = TensorLoader(x, real, bs=3, device=torch.device("cpu"))
+    loader.batch = lambda idx: (x[idx], real[idx])  # the pairs as they are
+    learn = Learner(DataBunch(loader, loader), MinusOne(), nn.MSELoss())
+    assert critic_accuracy(learn, Mean(1.0)) == pytest.approx((11 / 12 + 1) / 2)
+    assert critic_accuracy(learn, Mean(-1.0)) == pytest.approx((1 / 12 + 0) / 2)

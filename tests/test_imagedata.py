@@ -123,10 +123,10 @@ def test_image_scores_model_and_bicubic_baseline(photos):
 # --- pictures ---------------------------------------------------------------------------------------
 def test_show_image_results_and_batch(photos):
     from helpers.learner import Learner
-    from helpers.show import _plt, show_image_batch, show_image_results
+    from helpers.show import pyplot, show_image_batch, show_image_results
     lr = resize_folder(photos, photos.parent / "small-16", 16)
     data = image_pair_data(lr, photos, size=24, bs=4, valid_pct=0.3, device=torch.device("cpu"))
-    plt = _plt()
+    plt = pyplot()
     show_image_results(Learner(data, nn.Identity(), F.l1_loss), rows=2)
     axes = plt.gcf().axes
     assert len(axes) == 6 and [a.get_title() for a in axes[:3]] == ["Input", "Prediction", "Target"]
@@ -138,10 +138,10 @@ def test_show_image_results_and_batch(photos):
 
 def test_show_image_results_of_chosen_items_with_row_titles(photos):
     from helpers.learner import Learner
-    from helpers.show import _plt, show_image_results
+    from helpers.show import pyplot, show_image_results
     lr = resize_folder(photos, photos.parent / "small-16", 16)
     data = image_pair_data(lr, photos, size=24, bs=4, valid_pct=0.3, device=torch.device("cpu"))
-    plt = _plt()
+    plt = pyplot()
     show_image_results(Learner(data, nn.Identity(), F.l1_loss), idx=[2, 0], row_titles=["+1 dB", "-1 dB"])
     axes = plt.gcf().axes
     assert len(axes) == 6
@@ -164,7 +164,7 @@ def test_image_scores_follow_the_smoke_cap(photos, monkeypatch):
 
 
 def test_upscale_enlarges_a_whole_photo_through_the_model():
-    from helpers.augment import PhotoStack
+    from helpers.photos import PhotoStack
     from helpers.imagedata import ImagePairData, ImagePairLoader, upscale
     from helpers.learner import Learner
 

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.learner import Callback, Learner, accuracy, lr_range
+from helpers.learner import Learner
+from helpers.loop import lr_range
+from helpers.metrics import accuracy
 
 
 class ToyData:
@@ -85,7 +87,7 @@ def test_each_fit_records_afresh():
 
 
 def test_callbacks_can_replace_the_loss():
-    class Double(Callback):
+    class Double:
         def after_loss(self, learn):
             learn.loss = learn.loss * 0 + 123.0
 
@@ -192,3 +194,40 @@ def test_tta_is_fastais_mix_of_plain_and_augmented():
     assert not torch.allclose(plain, augmented, atol=1e-3), "the test needs plain and augmented to differ"
     assert torch.allclose(probs, 0.4 * plain + 0.6 * augmented, atol=1e-6)
     assert torch.equal(targs, y)
+
+
+def test_show_results_pairs_each_picture_with_its_own_prediction():
+    """B1: with a capped validation loader, get_preds scores items spread over the set; the pictures must be
+    those items, not the first ones."""
+    from helpers.data import DataBunch, TensorLoader
+    from helpers.show import pyplot, show_results
+    x = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous() * 20
+    y = torch.arange(10)
+    cpu = torch.device("cpu")
+    data = DataBunch(TensorLoader(x, y, 2, device=cpu), TensorLoader(x, y, 2, device=cpu, max_batches=1),
+                     [str(i) for i in range(10)])
+
+    class Oracle(nn.Module):  # predicts the item from its pixel value, so every prediction is right
+        def forward(self, xb):
+            return torch.nn.functional.one_hot((xb[:, 0, 0, 0] * 255 / 20).round().long(), 10).float()
+
+    learn = Learner(data, Oracle(), nn.CrossEntropyLoss())
+    show_results(learn, rows=1)
+    ax = pyplot().gcf().axes[0]
+    shown = int(round(ax.images[0].get_array().max() * 255 / 20))
+    pyplot().close("all")
+    assert ax.get_title() == f"{shown} / {shown}", "the title belongs to the picture under it"
+    assert data.valid_dl.indices().tolist() == [0, 9]
+
+
+def test_an_empty_loader_is_used_not_replaced_by_the_default():
+    """B2: a loader with no batches is falsy; validate / get_preds must use it, not fall back."""
+    from helpers.data import TensorLoader
+    learn = toy_learner()
+    empty = TensorLoader(torch.zeros(0, 1, 4, 4, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 8,
+                         device=torch.device("cpu"))
+    assert len(empty) == 0 and not empty
+    with pytest.raises(ValueError, match="no batches"):
+        learn.get_preds(empty)
+    with pytest.raises(ValueError, match="no batches"):
+        learn.validate(empty)

@@ -160,3 +160,16 @@ def test_the_training_loss_follows_the_weights_not_the_profile(monkeypatch, weig
         loss, why = training_loss(feat)
         assert (loss is feat) == (trains_on == "features") and (loss is F.l1_loss) == (trains_on == "pixels")
         assert ("ImageNet" in why) and why.startswith("the feature loss" if trains_on == "features" else "pixels")
+
+
+def test_a_feature_loss_can_be_copied_and_saved(tmp_path):
+    """B4: the feature loss's hooks survive a deep copy and pickling, and the copy computes the same loss."""
+    import copy
+    torch.manual_seed(0)
+    m_feat = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU())
+    feat = FeatureLoss(m_feat, layer_ids=(1, 3), layer_wgts=(1, 2), gram_weight=1.0)
+    a, b = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 12, 12)
+    expected = feat(a, b)
+    assert torch.allclose(copy.deepcopy(feat)(a, b), expected)
+    torch.save(feat, tmp_path / "feat.pt")
+    assert torch.allclose(torch.load(tmp_path / "feat.pt", weights_only=False)(a, b), expected)

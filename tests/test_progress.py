@@ -30,7 +30,7 @@ def test_no_bars_headless_and_text_bars_in_text_mode(monkeypatch, capsys):
     assert list(progress_bar(range(5), desc="nothing shown")) == list(range(5))
     assert capsys.readouterr().out == ""
     monkeypatch.setenv("HELPERS_PROGRESS", "text")
-    monkeypatch.setattr(progress, "_in_kernel", lambda: False)
+    monkeypatch.setattr(progress, "in_kernel", lambda: False)
     with Progress(3, "bytes", unit="B") as bar:
         bar.update(2)
     assert bar.done == 2
@@ -48,7 +48,8 @@ KERNEL_CELLS = [
     """import torch
 from torch import nn
 from helpers.data import DataBunch, TensorLoader
-from helpers.learner import Learner, accuracy
+from helpers.learner import Learner
+from helpers.metrics import accuracy
 from helpers.progress import progress_bar
 x = torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8)
 y = (x.float().mean((1, 2, 3)) > 127).long()

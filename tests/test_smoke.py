@@ -6,7 +6,8 @@ from torch import nn
 
 from helpers import config
 from helpers.data import TensorLoader
-from helpers.learner import Learner, accuracy
+from helpers.learner import Learner
+from helpers.metrics import accuracy
 
 
 @pytest.fixture

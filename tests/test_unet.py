@@ -21,7 +21,7 @@ def n_params(m, trainable=None):
 
 
 def test_lesson_camvid_unet_has_exactly_the_lessons_parameter_count():
-    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True, self_attention=False, last_cross=True)
+    unet = DynamicUnet(body(), n_out=12, bottle=True, self_attention=False, last_cross=True)
     assert unet.skip_idxs == [2, 4, 5, 6]  # relu, layer1, layer2, layer3
     assert n_params(unet) == 41_133_018
     assert n_params(unet.encoder) == 21_284_672
@@ -33,7 +33,7 @@ def test_frozen_lesson_unet_trains_exactly_what_the_lesson_trained():
     class Data:
         device = torch.device("cpu")
 
-    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True)
+    unet = DynamicUnet(body(), n_out=12, bottle=True)
     learn = Learner(Data(), unet, nn.CrossEntropyLoss(), layer_groups=unet.layer_groups())
     learn.freeze()
     assert n_params(unet, trainable=True) == 19_865_370
@@ -41,7 +41,7 @@ def test_frozen_lesson_unet_trains_exactly_what_the_lesson_trained():
 
 
 def test_decoder_widths_match_the_lesson_summary():
-    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True)
+    unet = DynamicUnet(body(), n_out=12, bottle=True)
     widths = [(b.conv1[0].in_channels, b.conv2[0].out_channels) for b in unet.blocks]
     assert widths == [(512, 512), (384, 384), (256, 256), (192, 96)]
     assert unet.middle[2][0].out_channels == 1024
@@ -51,14 +51,14 @@ def test_decoder_widths_match_the_lesson_summary():
 def test_deoldify_artistic_decoder_is_1_5_times_wider():
     # DeOldify's DynamicUnetDeep on resnet34 (nf_factor 1.5, spectral norm + BatchNorm, self-attention):
     # (512, skip 256) -> 768; (768, 128) -> 768 + attention; (768, 64) -> 672; (672, 64) -> 300; +3 -> 303
-    unet = DynamicUnet(body(), n_out=3, img_size=(64, 64), self_attention=True, y_range=(-3.0, 3.0),
+    unet = DynamicUnet(body(), n_out=3, self_attention=True, y_range=(-3.0, 3.0),
                        norm="spectral+batch", nf_factor=1.5)
     widths = [(b.conv1[0].in_channels, b.conv2[0].out_channels) for b in unet.blocks]
     assert widths == [(512, 768), (512, 768), (448, 672), (400, 300)]
     assert [isinstance(b.attn, SelfAttention) for b in unet.blocks] == [False, True, False, False]
     assert unet.res.convs[0][0].in_channels == 303 and unet.final[0].in_channels == 303
     assert isinstance(unet.blocks[0].conv1[-1], nn.BatchNorm2d)  # spectral-normed conv -> ReLU -> BN
-    plain = DynamicUnet(body(), n_out=3, img_size=(64, 64))
+    plain = DynamicUnet(body(), n_out=3)
     assert [b.conv2[0].out_channels for b in plain.blocks] == [512, 384, 256, 96]
     with torch.no_grad():
         assert unet.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
@@ -66,14 +66,14 @@ def test_deoldify_artistic_decoder_is_1_5_times_wider():
 
 @pytest.mark.parametrize("size", [(360, 480), (100, 130), (64, 64)])
 def test_output_has_the_input_size(size):
-    unet = DynamicUnet(body(models.resnet18), n_out=5, img_size=size).eval()
+    unet = DynamicUnet(body(models.resnet18), n_out=5).eval()
     with torch.no_grad():
         out = unet(torch.randn(2, 3, *size))
     assert out.shape == (2, 5, *size)
 
 
 def test_y_range_and_self_attention():
-    unet = DynamicUnet(body(models.resnet18), n_out=3, img_size=(64, 64), self_attention=True,
+    unet = DynamicUnet(body(models.resnet18), n_out=3, self_attention=True,
                        y_range=(-3.0, 3.0), norm="weight").eval()
     assert isinstance(unet.blocks[1].attn, SelfAttention)  # third block from the end of four
     with torch.no_grad():
@@ -97,9 +97,20 @@ def test_icnr_holds_under_weight_and_spectral_norm():
         assert torch.allclose(w[0::4], w[1::4]) and torch.allclose(w[0::4], w[3::4]), norm
 
 
-def test_blur_keeps_the_size():
-    ps = PixelShuffle_ICNR(8, 4, blur=True)
-    assert ps(torch.randn(1, 8, 5, 7)).shape == (1, 4, 10, 14)
+def test_blur_is_the_mean_of_each_pixel_and_its_upper_left_neighbours():
+    """The blur after the pixel shuffle: replication-pad one row on top and one column on the left, then a
+    2x2 mean with stride 1, so the size is kept and each output is the mean of a pixel, its left, upper and
+    upper-left neighbours (the first row and column repeat themselves)."""
+    torch.manual_seed(0)
+    sharp, blurred = PixelShuffle_ICNR(8, 4, blur=False), PixelShuffle_ICNR(8, 4, blur=True)
+    blurred.load_state_dict(sharp.state_dict())
+    x = torch.randn(1, 8, 5, 7)
+    s, b = sharp(x), blurred(x)
+    assert b.shape == s.shape == (1, 4, 10, 14)
+    assert torch.allclose(b[..., 1:, 1:], (s[..., 1:, 1:] + s[..., :-1, 1:] + s[..., 1:, :-1] + s[..., :-1, :-1]) / 4,
+                          atol=1e-6)
+    assert torch.allclose(b[..., 0, 1:], (s[..., 0, 1:] + s[..., 0, :-1]) / 2, atol=1e-6)
+    assert torch.allclose(b[..., 0, 0], s[..., 0, 0], atol=1e-6)
 
 
 def test_self_attention_starts_as_identity():
@@ -123,7 +134,7 @@ def test_skip_indices_pick_the_layer_before_each_size_change():
 
 def test_hooks_are_removed_when_the_unet_is_deleted():
     enc = body(models.resnet18)
-    unet = DynamicUnet(enc, n_out=2, img_size=(64, 64))
+    unet = DynamicUnet(enc, n_out=2)
     assert sum(len(m._forward_hooks) for m in enc) == 4
     unet(torch.randn(1, 3, 64, 64))
     assert all(s is None for s in unet.hooks.stored), "activations must not be kept between calls"
@@ -134,18 +145,18 @@ def test_hooks_are_removed_when_the_unet_is_deleted():
 
 def test_remove_hooks_explicitly():
     enc = body(models.resnet18)
-    unet = DynamicUnet(enc, n_out=2, img_size=(64, 64))
+    unet = DynamicUnet(enc, n_out=2)
     unet.remove_hooks()
     assert sum(len(m._forward_hooks) for m in enc) == 0
 
 
 def test_freeze_keeps_batchnorm_training_and_discriminative_lrs():
-    from helpers.learner import Learner, lr_range
+    from helpers.learner import Learner
 
     class Data:
         device = torch.device("cpu")
 
-    unet = DynamicUnet(body(models.resnet18), n_out=2, img_size=(64, 64))
+    unet = DynamicUnet(body(models.resnet18), n_out=2)
     learn = Learner(Data(), unet, nn.CrossEntropyLoss(), layer_groups=unet.layer_groups())
     learn.freeze()
     enc = unet.encoder
@@ -157,7 +168,7 @@ def test_freeze_keeps_batchnorm_training_and_discriminative_lrs():
     assert frozen == sum(p.numel() for p in enc.parameters()) - bn
     learn.unfreeze()
     assert all(p.requires_grad for p in unet.parameters())
-    opt = learn._make_opt(lr_range(slice(1e-5, 1e-3), 3), 1e-2)
+    opt = learn.create_opt(slice(1e-5, 1e-3), 1e-2)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 1e-4, 1e-3])
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(unet.parameters()))
 
@@ -179,7 +190,7 @@ def test_every_decoder_conv_and_the_last_res_block_get_the_norm(norm):
     expected = {None: None, "batch": None, "weight": "_WeightNorm", "spectral": "_SpectralNorm",
                 "spectral+batch": "_SpectralNorm"}[norm]
     batch = norm in ("batch", "spectral+batch")
-    unet = DynamicUnet(body(models.resnet18), n_out=3, img_size=(64, 64), norm=norm)
+    unet = DynamicUnet(body(models.resnet18), n_out=3, norm=norm)
     layers = [unet.middle[2], unet.middle[3], *(c for b in unet.blocks for c in (b.shuf.conv, b.conv1, b.conv2)),
               unet.upsample[0].conv]
     for layer in layers:
@@ -199,7 +210,7 @@ def test_the_lesson_unet_is_exactly_what_it_was_before_the_refactor():
     out_sum = float(lines[2].rsplit(" ", 1)[1])
     expected = [line.split(" ") for line in lines if not line.startswith("#")]
     torch.manual_seed(42)
-    unet = DynamicUnet(body(), n_out=12, img_size=(360, 480), bottle=True, last_cross=True).eval()
+    unet = DynamicUnet(body(), n_out=12, bottle=True, last_cross=True).eval()
     state = unet.state_dict()
     assert [(k, "x".join(map(str, v.shape)) or "-") for k, v in state.items()] == [(k, s) for k, s, _ in expected]
     for k, _, total in expected:
@@ -213,7 +224,7 @@ def test_the_lesson_unet_is_exactly_what_it_was_before_the_refactor():
 @pytest.mark.parametrize("norm", [None, "weight"])
 def test_start_as_identity_outputs_the_input_then_learns(norm):
     torch.manual_seed(0)
-    unet = start_as_identity_(DynamicUnet(body(models.resnet18), n_out=3, img_size=(32, 32), norm=norm))
+    unet = start_as_identity_(DynamicUnet(body(models.resnet18), n_out=3, norm=norm))
     x = torch.randn(2, 3, 32, 32)
     unet.train()
     assert torch.allclose(unet(x), x, atol=1e-6)
@@ -228,6 +239,37 @@ def test_start_as_identity_outputs_the_input_then_learns(norm):
                                              (dict(y_range=(-3, 3)), "y_range"), (dict(last_cross=False), "last_cross"),
                                              (dict(n_out=2), "as many outputs")])
 def test_start_as_identity_refuses_unets_it_cannot_make_the_identity(kwargs, message):
-    kwargs = dict(dict(n_out=3, img_size=(32, 32)), **kwargs)
+    kwargs = dict(dict(n_out=3), **kwargs)
     with pytest.raises(ValueError, match=message):
         start_as_identity_(DynamicUnet(body(models.resnet18), **kwargs))
+
+
+def test_the_architecture_does_not_depend_on_the_size_it_is_built_for():
+    """B3: the decoder is sized by a fixed 256-px probe; built for 16-px images it has the same 4 blocks and
+    parameters as for 256-px ones (a probe at 16 px built 3), and it still returns its input's size."""
+    torch.manual_seed(0)
+    small, large = DynamicUnet(body(models.resnet18), n_out=3, img_size=(16, 16)), \
+        DynamicUnet(body(models.resnet18), n_out=3, img_size=(256, 256))
+    assert len(small.blocks) == len(large.blocks) == 4
+    assert sum(p.numel() for p in small.parameters()) == sum(p.numel() for p in large.parameters())
+    with torch.no_grad():
+        assert small.eval()(torch.randn(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_a_unet_can_be_copied_saved_and_averaged_whole(tmp_path):
+    """B4: the hooks are objects, not closures: a deep copy works on its own activations, the whole model
+    pickles, and torch's AveragedModel (a deep copy inside) runs."""
+    import copy
+    from torch.optim.swa_utils import AveragedModel
+    torch.manual_seed(0)
+    unet = DynamicUnet(body(models.resnet18), n_out=3).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = unet(x)
+        twin = copy.deepcopy(unet)
+        assert torch.allclose(twin(x), expected)
+        assert twin.hooks.stored is not unet.hooks.stored
+        torch.save(unet, tmp_path / "unet.pt")
+        loaded = torch.load(tmp_path / "unet.pt", weights_only=False)
+        assert torch.allclose(loaded(x), expected)
+        assert torch.allclose(AveragedModel(unet)(x), expected)

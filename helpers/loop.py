@@ -1,0 +1,211 @@
+"""The pieces of a training loop that ``Learner`` and ``GANLearner`` share: the epoch loop with its events,
+table and smoothed losses, eval mode and batch prediction, autocast, optimizers, GPU settings, saving.
+
+Introduced in notebook 01 (resnet-mnist); notebook 04 (wgan) builds the GAN loop on the same pieces.
+Events, in order: ``before_fit``, then per epoch ``before_epoch``, per batch ``after_pred``,
+``after_loss``, ``after_batch``, then ``after_epoch``; ``after_fit`` at the end. A callback is any object
+with methods of those names; each gets the learner.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from helpers import config
+from helpers.files import atomic_write
+from helpers.progress import EpochTable
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included (notebook 01)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def gpu_tuned(device: torch.device) -> bool:
+    """Whether the CUDA speed settings apply (CUDA, and ``HELPERS_GPU_TUNING`` not off): cuDNN's autotuner, TF32,
+    channels-last (``to_device_layout``) and fused AdamW (``make_optimizer``) (notebook 01)."""
+    if device.type != "cuda" or not config.gpu_tuning():
+        return False
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("high")
+    return True
+
+
+def to_device_layout(t, device: torch.device):
+    """A model or a 4-d batch in channels-last memory when ``gpu_tuned(device)``, else as it is (notebook 01)."""
+    if not gpu_tuned(device) or (isinstance(t, torch.Tensor) and t.dim() != 4):
+        return t
+    return t.to(memory_format=torch.channels_last)
+
+
+def make_optimizer(groups: Sequence[dict], betas: tuple[float, float], wd: float, device: torch.device):
+    """AdamW over parameter ``groups`` (each ``{"params": ..., "lr": ...}``), decoupled weight decay ``wd``,
+    fused into one kernel when ``gpu_tuned(device)`` (notebook 01)."""
+    return torch.optim.AdamW(groups, betas=betas, weight_decay=wd, **({"fused": True} if gpu_tuned(device) else {}))
+
+
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None = None, params=None) -> None:
+    """Zero the gradients, backpropagate ``loss``, clip the gradient norm of ``params`` to ``clip`` if
+    given, step (notebook 01)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
+def lr_range(lr: float | slice, n_groups: int) -> list[float]:
+    """Learning rate per layer group, as fastai v1: a number for every group; ``slice(hi)`` gives ``hi/10``
+    to all but the last; ``slice(lo, hi)`` spaces them geometrically from ``lo`` to ``hi`` (notebook 01)."""
+    if not isinstance(lr, slice):
+        return [float(lr)] * n_groups
+    if lr.start is None:
+        return [lr.stop / 10] * (n_groups - 1) + [lr.stop]
+    if n_groups == 1:
+        return [float(lr.stop)]
+    step = (math.log(lr.stop) - math.log(lr.start)) / (n_groups - 1)
+    return [math.exp(math.log(lr.start) + i * step) for i in range(n_groups)]
+
+
+class SmoothedLoss:
+    """fastai's smoothed loss: an exponential moving average (``beta`` 0.98), debiased (notebook 01)."""
+
+    def __init__(self, beta: float = 0.98):
+        self.beta, self.avg, self.n = beta, 0.0, 0
+
+    def add(self, value: float) -> float:
+        """Fold in one batch's loss; returns the smoothed value so far."""
+        self.n += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * value
+        return self.value
+
+    @property
+    def value(self) -> float | None:
+        return self.avg / (1 - self.beta ** self.n) if self.n else None
+
+
+def check_finite(value: float, what: str, epoch: int) -> None:
+    """Stop training with a clear error when a loss is NaN or infinite (notebook 01)."""
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{what} became {value} in epoch {epoch}; lower the learning rate")
+
+
+def smoke_epochs(epochs: int) -> int:
+    """The epochs a fit runs: ``epochs``, or ``SMOKE_EPOCHS`` in a smoke run, saying so (notebook 01)."""
+    capped = config.smoke_cap(epochs, config.SMOKE_EPOCHS)
+    if capped < epochs:
+        print(f"smoke run: {capped} of {epochs} epochs")
+    return capped
+
+
+def save_state(state: dict, name: str) -> Path:
+    """Write a state dict to ``<data>/models/<name>.pth`` atomically (notebook 01)."""
+    return atomic_write(config.data_dir() / "models" / f"{name}.pth", lambda tmp: torch.save(state, tmp))
+
+
+def load_state(name: str, device: torch.device | str = "cpu") -> dict:
+    """Read what ``save_state`` wrote, with a clear error when it is missing (notebook 01)."""
+    path = config.data_dir() / "models" / f"{name}.pth"
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model {path}; train and learn.save({name!r}) first")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+class BaseLearner:
+    """What both learners share: data and device, callbacks and events, eval mode, batch prediction, the
+    epoch loop, saving and loading ``models()`` (notebook 01)."""
+
+    def __init__(self, data, callbacks: Sequence = ()):
+        self.data, self.callbacks = data, list(callbacks)
+        self.device = getattr(data, "device", config.device())
+
+    def models(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def event(self, name: str) -> None:
+        """Call ``name`` on every callback that has it, with this learner (notebook 01)."""
+        for cb in self.callbacks:
+            fn = getattr(cb, name, None)
+            if fn is not None:
+                fn(self)
+
+    def autocast(self):
+        """``autocast`` for this learner's device (notebook 01)."""
+        return autocast(self.device)
+
+    @contextmanager
+    def eval_mode(self, *models: nn.Module):
+        """``models`` (this learner's own by default) in eval mode, without gradients, each put back in the
+        mode it was in afterwards (notebook 01)."""
+        models = models or tuple(self.models().values())
+        was = [m.training for m in models]
+        try:
+            for m in models:
+                m.eval()
+            with torch.no_grad():
+                yield
+        finally:
+            for m, on in zip(models, was):
+                m.train(on)
+
+    def predict_batch(self, x: torch.Tensor, model: nn.Module | None = None, denorm: bool = False) -> torch.Tensor:
+        """``model``'s output (the learner's first by default) for ``x``, in eval mode under autocast, as float, after
+        the ``after_pred`` event; with ``denorm``, an image in [0, 1] (notebook 01). Every prediction goes through here."""
+        model = model or next(iter(self.models().values()))
+        with self.eval_mode(model), self.autocast():
+            self.pred = model(to_device_layout(x.to(self.device), self.device))
+            self.event("after_pred")
+            out = self.pred.float()
+        return self.data.denorm(out).clamp(0, 1) if denorm else out
+
+    def _fit(self, epochs: int, names: Sequence[str], train_batch: Callable, end_epoch: Callable[[int], list],
+             loader: Iterable, finish: Callable[[], None] | None = None) -> float:
+        """The epoch loop: events, one table row per epoch (``end_epoch(epoch)`` gives its values), a bar
+        over ``loader`` (``train_batch(batch)`` for each), ``finish()`` before ``after_fit``; returns the
+        seconds it took."""
+        table = EpochTable(names)
+        self.event("before_fit")
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            self.epoch = epoch
+            self.start_epoch()
+            self.event("before_epoch")
+            for batch in table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"):
+                train_batch(batch)
+                self.event("after_batch")
+            values = end_epoch(epoch)
+            self.event("after_epoch")
+            table.row(epoch, values, time.perf_counter() - start)
+        seconds = table.close()
+        if finish is not None:
+            finish()
+        self.event("after_fit")
+        return seconds
+
+    def start_epoch(self) -> None:
+        """What happens before each epoch's first batch (a subclass's models to train mode)."""
+
+    def save(self, name: str, return_path: bool = False) -> Path | None:
+        """The models' weights to ``<data>/models/<name>.pth`` atomically; the path only when asked for, as
+        fastai's ``return_path`` (notebook 01)."""
+        models = self.models()
+        state = next(iter(models.values())).state_dict() if len(models) == 1 else \
+            {k: m.state_dict() for k, m in models.items()}
+        path = save_state(state, name)
+        return path if return_path else None
+
+    def load(self, name: str):
+        """Load weights written by ``save`` (notebook 01)."""
+        state, models = load_state(name, self.device), self.models()
+        if len(models) == 1:
+            next(iter(models.values())).load_state_dict(state)
+        else:
+            for k, m in models.items():
+                m.load_state_dict(state[k])
+        return self
