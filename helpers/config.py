@@ -37,7 +37,7 @@ _PROFILES = {
 }
 
 # A smoke run's caps: batches per loader, epochs per fit, lr_find iterations.
-SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_LR_FIND_ITS = 2, 1, 3
+SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_LR_FIND_ITS, SMOKE_BS = 2, 1, 3, 2
 
 
 def _env(name: str, default: str | None = None) -> str | None:

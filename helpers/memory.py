@@ -5,6 +5,8 @@ import gc
 
 import torch
 
+from helpers import config
+
 
 def reclaim(verbose: bool = True) -> None:
     """Collect garbage, empty the CUDA cache and, on a GPU, print what came back; ``del learn`` first (notebook 01)."""
@@ -28,16 +30,18 @@ def gpu_mem_free() -> int:
 
 def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) -> int:
     """Batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01): ``table``
-    maps "at least this many free MB" to a batch size (the smallest if none fits); without CUDA, ``default``."""
+    maps "at least this many free MB" to a batch size (the smallest if none fits); without CUDA, ``default``. A
+    smoke run takes at most ``SMOKE_BS``: its batches check shapes and paths, not speed."""
     free = gpu_mem_free()
     if not torch.cuda.is_available():
-        if verbose:
-            print(f"no GPU: batch size {default}")
-        return default
-    fitting = [bs for mb, bs in sorted(table.items()) if free >= mb]
-    bs = fitting[-1] if fitting else min(table.values())
+        bs, why = default, "no GPU"
+    else:
+        fitting = [bs for mb, bs in sorted(table.items()) if free >= mb]
+        bs, why = fitting[-1] if fitting else min(table.values()), f"have {free:,} MB of GPU memory free"
+    if config.smoke() and bs > config.SMOKE_BS:
+        bs, why = config.SMOKE_BS, f"smoke run; {why}"
     if verbose:
-        print(f"batch size {bs} (have {free:,} MB of GPU memory free)")
+        print(f"batch size {bs} ({why})")
     return bs
 
 

@@ -69,3 +69,19 @@ def test_autocast_is_bf16_on_cuda_only(machine):
         warnings.simplefilter("ignore")  # torch warns when it builds a CUDA autocast without CUDA
         ctx = learn.autocast()
     assert isinstance(ctx, torch.autocast) and ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
+
+
+def test_batch_size_from_free_gpu_memory(monkeypatch, capsys):
+    from helpers import memory
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert memory.batch_size_for({16000: 32, 0: 16}, default=8) == 8 and "no GPU" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for free, expected in ((20000, 32), (16000, 32), (9000, 16)):
+        monkeypatch.setattr(memory, "gpu_mem_free", lambda free=free: free)
+        assert memory.batch_size_for({16000: 32, 0: 16}, default=8) == expected
+        assert f"{free:,} MB of GPU memory free" in capsys.readouterr().out
+    monkeypatch.setattr(memory, "gpu_mem_free", lambda: 100)
+    assert memory.batch_size_for({16000: 32, 4000: 16}, default=8) == 16  # none fits: the smallest
+    monkeypatch.setenv("HELPERS_SMOKE", "1")
+    assert memory.batch_size_for({16000: 32, 4000: 16}, default=8) == config.SMOKE_BS
+    assert "smoke run" in capsys.readouterr().out

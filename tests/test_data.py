@@ -149,3 +149,33 @@ def test_loader_replace_shares_tensors_and_refuses_unknown_settings():
     assert len(dl.full()) == 3
     with pytest.raises(AttributeError, match="no setting"):
         dl.replace(sizee=3)
+
+
+def test_read_image_converts_and_shrinks_never_enlarges(tmp_path):
+    from helpers.photos import read_image, short_side_size, shrunk_size
+    Image.fromarray(np.arange(30 * 40 * 3, dtype=np.uint8).reshape(30, 40, 3)).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png").shape == (3, 30, 40)
+    assert read_image(tmp_path / "a.png", "L").shape == (1, 30, 40)
+    assert read_image(tmp_path / "a.png", size=(20, 15)).shape == (3, 15, 20)
+    assert shrunk_size(40, 30, 15) == (20, 15) and shrunk_size(40, 30, 60) == (40, 30) and shrunk_size(40, 30, None) == (40, 30)
+    assert short_side_size(40, 30, 60) == (80, 60)  # the lesson's resize_to enlarges; shrunk_size does not
+    with Image.open(tmp_path / "a.png") as img:  # the same pixels as PIL's own bilinear resize
+        expected = np.array(img.resize((20, 15), Image.BILINEAR)).transpose(2, 0, 1)
+    assert (read_image(tmp_path / "a.png", size=(20, 15)) == expected).all()
+
+
+def test_gan_images_and_gan_databunch_on_a_folder_of_photos(tmp_path, monkeypatch):
+    from helpers.data import gan_databunch, gan_images
+    monkeypatch.setenv("HELPERS_PROFILE", "small")
+    for i, (w, h) in enumerate([(40, 30), (30, 50), (24, 24)] * 3):
+        Image.fromarray(np.full((h, w, 3), 20 * i, dtype=np.uint8)).save(tmp_path / f"{i}.jpg", quality=95)
+    il = ImageList.from_folder(tmp_path)
+    stack = gan_images(il, 24)
+    assert len(stack) == 9 and stack.sizes.min(1).values.max() == 24  # short sides shrunk to at most 24
+    assert (tmp_path / ".cache").is_dir() and len(list((tmp_path / ".cache").iterdir())) == 1
+    again = gan_images(il, 24)  # from the cache
+    assert torch.equal(again.data, stack.data) and torch.equal(again.sizes, stack.sizes)
+    data = gan_databunch(il, size=24, bs=4, device=torch.device("cpu"))
+    assert len(data) == 2 and data.n_items == 9
+    noise, real = next(iter(data))
+    assert noise.shape == (4, 100, 1, 1) and real.shape == (4, 3, 24, 24) and -1 <= real.min() <= real.max() <= 1

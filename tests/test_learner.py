@@ -231,3 +231,18 @@ def test_an_empty_loader_is_used_not_replaced_by_the_default():
         learn.get_preds(empty)
     with pytest.raises(ValueError, match="no batches"):
         learn.validate(empty)
+
+
+def test_recorder_plot_marks_the_lowest_loss_and_the_steepest_fall(capsys):
+    from helpers.recorder import Recorder
+    from helpers.show import pyplot
+    rec = Recorder()
+    rec.lrs = [10 ** (-7 + 8 * i / 99) for i in range(100)]
+    rec.losses = [2.0 - min(i, 60) / 60 + max(0, i - 80) / 10 for i in range(100)]  # falls, flattens, rises
+    rec.plot()
+    ax = pyplot().gcf().axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("lowest loss at lr=") and labels[1].startswith("steepest fall at lr=")
+    assert ax.get_xscale() == "log" and len(ax.lines[0].get_xdata()) == 85  # 10 skipped at the start, 5 at the end
+    assert "steepest fall" in capsys.readouterr().out
+    pyplot().close("all")
