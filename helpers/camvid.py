@@ -91,9 +91,8 @@ class SegLoader(TensorLoader):
         return normalize(x, self.stats), y
 
 
-def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val",
-                max_batches: int | None = None, valid_batches: int | None = None,
-                crop: float | None = 0.7) -> DataBunch:
+def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val", max_batches: int | None = None,
+                valid_batches: int | None = None, crop: float | None = 0.7) -> DataBunch:
     """Train / ``valid`` loaders at ``size``, ImageNet-normalised, training batches randomly cropped (side fraction
     ``crop``..1) and flipped (notebook 02). ``max_batches`` caps the training batches per epoch, ``valid_batches``
     the validation batches scored after each (spread over the set); the profile may cap the training items."""

@@ -214,9 +214,8 @@ class TensorLoader:
     """Batches cut from a preloaded uint8 tensor, transformed and normalised as whole batches, on ``device``
     (notebook 01); the images live on the GPU when there is one. Subclasses hold other stores (notebooks 02, 05)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False,
-                 tfms: Sequence[Transform] = (), device: torch.device | None = None,
-                 drop_last: bool = False, max_batches: int | None = None):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False, tfms: Sequence[Transform] = (),
+                 device: torch.device | None = None, drop_last: bool = False, max_batches: int | None = None):
         self.device = device or config.device()
         on_device = self.device.type == "cuda" and isinstance(x, torch.Tensor)
         self.x = x.to(self.device) if on_device else x

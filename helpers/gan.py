@@ -153,11 +153,10 @@ class GANLearner(BaseLearner):
     yields ``(x, real)``. Each model's Adam is made at the first ``fit`` and kept, with its state, as
     fastai's; ``batches`` counts each model's batches over every fit; a model's frozen parameters stay frozen."""
 
-    def __init__(self, data, generator: nn.Module, critic: nn.Module,
-                 gen_loss_func: Callable = wasserstein_gen_loss, crit_loss_func: Callable = wasserstein_critic_loss,
-                 switcher=None, clip: float | None = None, critic_lr_mult: float = 1.0, switch_eval: bool = True,
-                 betas: tuple[float, float] = (0.9, 0.99), wd: float = 1e-2, n_grid: int = 64, grid_nrow: int = 8,
-                 grid_every: int = 1, callbacks=()):
+    def __init__(self, data, generator: nn.Module, critic: nn.Module, gen_loss_func: Callable = wasserstein_gen_loss,
+                 crit_loss_func: Callable = wasserstein_critic_loss, switcher=None, clip: float | None = None,
+                 critic_lr_mult: float = 1.0, switch_eval: bool = True, betas: tuple[float, float] = (0.9, 0.99),
+                 wd: float = 1e-2, n_grid: int = 64, grid_nrow: int = 8, grid_every: int = 1, callbacks=()):
         super().__init__(data, callbacks)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.gen_loss_func, self.crit_loss_func = gen_loss_func, crit_loss_func

@@ -108,9 +108,8 @@ def critic_accuracy(learn, critic: torch.nn.Module, dl=None) -> float:
 
 
 @torch.no_grad()
-def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False,
-                 keep_luminance: bool = False, regions: dict | None = None,
-                 critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False, keep_luminance: bool = False,
+                 regions: dict | None = None, critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Per-image scores of the model's output (denormalised, clamped) and of bicubic upsampling of the same input
     window, each against the target, over a loader of image pairs (the validation split by default; a shuffling
     loader raises ``ValueError``) (notebook 05). Always ``psnr_model``, ``psnr_bicubic``, ``ssim_model``,

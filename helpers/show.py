@@ -198,9 +198,8 @@ def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
                rows, 2, figsize=(2 * imgsize, rows * imgsize), photo=True)
 
 
-def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None,
-                       row_titles: list[str] | None = None, keep_luminance: bool = False,
-                       crop: float | None = None, zoom: int = 2) -> None:
+def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None, row_titles: list[str] | None = None,
+                       keep_luminance: bool = False, crop: float | None = None, zoom: int = 2) -> None:
     """Input / Prediction / Target, denormalised, for validation items spread over the set (or ``idx``): the
     lesson's ``learn.show_results`` (notebook 05). ``row_titles`` label the predictions; ``keep_luminance`` puts their
     chroma on the input's luminance, as DeOldify does (notebook 07); ``crop`` shows the centre ``crop`` of each side as
