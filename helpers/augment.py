@@ -1,8 +1,7 @@
-"""Windows cut from a whole batch of photos at once, with fastai v1's ``get_transforms`` applied jointly to input
-and target (notebook 05; reused by notebooks 03 and 07). ``cut`` traces each output pixel back through flip, warp,
-rotation and window to its photo (reflected at that photo's edges) in one ``grid_sample``, k x k samples per pixel
-when shrinking, as ``roi_align`` does. Input and target are cut with the same ``Params``, so they stay aligned.
-"""
+"""Windows cut from a whole batch of photos at once, with fastai v1's ``get_transforms`` applied jointly to input and
+target (notebook 05; reused by notebooks 03 and 07). ``cut`` traces each output pixel back through flip, warp, rotation
+and window to its photo (reflected at that photo's edges) in one ``grid_sample``, k x k samples per pixel when
+shrinking, as ``roi_align`` does. Input and target are cut with the same ``Params``, so they stay aligned."""
 from __future__ import annotations
 
 import math

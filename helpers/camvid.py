@@ -1,7 +1,6 @@
-"""CamVid as published with SegNet: paired frames and masks, joint transforms, loaders (notebook 02). 360×480
-frames; masks hold 0-10 for the 11 classes and 11 for void. 367 train, 101 val and 233 test images, in
-``train/``, ``val/``, ``test/``, their masks in ``trainannot/``, ``valannot/``, ``testannot/``.
-"""
+"""CamVid as published with SegNet: paired frames and masks, joint transforms, loaders (notebook 02). 360×480 frames;
+masks hold 0-10 for the 11 classes and 11 for void. 367 train, 101 val and 233 test images, in ``train/``, ``val/``,
+``test/``, their masks in ``trainannot/``, ``valannot/``, ``testannot/``."""
 from __future__ import annotations
 
 from pathlib import Path

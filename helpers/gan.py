@@ -45,9 +45,8 @@ class FixedGANSwitcher:
 
 
 class AdaptiveGANSwitcher:
-    """Switch to the critic when the generator loss falls below ``gen_thresh``, and to the generator
-    when the critic loss falls below ``critic_thresh``; ``None`` means "after every batch"
-    (notebook 04)."""
+    """Switch to the critic when the generator loss falls below ``gen_thresh``, and to the generator when the critic
+    loss falls below ``critic_thresh``; ``None`` means "after every batch" (notebook 04)."""
 
     needs_loss = True  # the loop passes each batch's loss value
 
@@ -92,9 +91,8 @@ class HostLoss:
 # --- images -----------------------------------------------------------------------------------
 
 def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, value_range: tuple[float, float] = (-1, 1)) -> torch.Tensor:
-    """A batch (N, C, H, W) with values in ``value_range`` -> one uint8 image (C, rows*(H+pad)+pad,
-    nrow*(W+pad)+pad) on the CPU, white gaps between the tiles (notebook 04). Headless: no plotting
-    involved."""
+    """A batch (N, C, H, W) with values in ``value_range`` -> one uint8 image (C, rows*(H+pad)+pad, nrow*(W+pad)+pad) on
+    the CPU, white gaps between the tiles (notebook 04). Headless: no plotting involved."""
     lo, hi = value_range
     x = ((x.detach().float().cpu().clamp(lo, hi) - lo) * (255 / (hi - lo))).round().to(torch.uint8)
     # make_grid repeats a single channel three times; keep the input's channel count
@@ -234,9 +232,8 @@ class GANLearner(BaseLearner):
                 torch._foreach_clamp_max_(params, self.clip)
 
     def _set_opts(self, lr: float, wd: float) -> None:
-        """Each model's Adam, made at the first fit and kept with its state; later fits only set the
-        learning rate (the critic's times ``critic_lr_mult``) and weight decay, as fastai's
-        ``GANTrainer.on_train_begin``."""
+        """Each model's Adam, made at the first fit and kept with its state; later fits only set the learning rate (the
+        critic's times ``critic_lr_mult``) and weight decay, as fastai's ``GANTrainer.on_train_begin``."""
         if self.opt_gen is None:
             self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
                                                           self.device) for m in (self.generator, self.critic))
@@ -257,8 +254,7 @@ class GANLearner(BaseLearner):
         return self.loss.detach()
 
     def generator_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """One generator update: the critic scores the fakes, ``gen_loss_func`` turns that into a loss
-        (notebook 04)."""
+        """One generator update: the critic scores the fakes, ``gen_loss_func`` turns that into a loss (notebook 04)."""
         with self.autocast():
             fake = self.generator(x)
             self.pred = fake

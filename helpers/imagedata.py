@@ -39,9 +39,8 @@ def get_transforms(max_zoom: float = 1.1, max_rotate: float = 10.0, max_warp: fl
 
 # --- pairs and split -----------------------------------------------------------------------------
 def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], list[Path]]:
-    """Every image below ``path_x`` and, for each, the file with the same relative path below
-    ``path_y``: the lesson's ``label_from_func(lambda x: path_hr/x.name)`` (notebook 05). A missing
-    target is an error that names the files."""
+    """Every image below ``path_x`` and, for each, the file with the same relative path below ``path_y``: the lesson's
+    ``label_from_func(lambda x: path_hr/x.name)`` (notebook 05). A missing target is an error that names the files."""
     path_x, path_y = Path(path_x), Path(path_y)
     xs = ImageList.from_folder(path_x).items
     ys = [path_y / p.relative_to(path_x) for p in xs]
@@ -96,9 +95,8 @@ class ImagePairLoader(TensorLoader):
         return config.n_batches(-(-self.n_items // self.bs), self.max_batches)
 
     def in_order(self):
-        """``(idx, (x, y))`` for each batch of the items in their order, the last one partial, without
-        augmentation unless this is a training loader (a smoke run caps the batches like any loader's)
-        (notebook 05)."""
+        """``(idx, (x, y))`` for each batch of the items in their order, the last one partial, without augmentation
+        unless this is a training loader (a smoke run caps the batches like any loader's) (notebook 05)."""
         for b in range(self.n_ordered):
             idx = torch.arange(b * self.bs, min((b + 1) * self.bs, self.n_items))
             yield idx, self.batch(idx)

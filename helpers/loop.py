@@ -166,9 +166,8 @@ class BaseLearner:
 
     def _fit(self, epochs: int, names: Sequence[str], train_batch: Callable, end_epoch: Callable[[int], list],
              loader: Iterable, finish: Callable[[], None] | None = None) -> float:
-        """The epoch loop: events, one table row per epoch (``end_epoch(epoch)`` gives its values), a bar
-        over ``loader`` (``train_batch(batch)`` for each), ``finish()`` before ``after_fit``; returns the
-        seconds it took."""
+        """The epoch loop: events, one table row per epoch (``end_epoch(epoch)`` gives its values), a bar over
+        ``loader`` (``train_batch(batch)`` for each), ``finish()`` before ``after_fit``; returns the seconds it took."""
         table = EpochTable(names)
         self.event("before_fit")
         for epoch in range(1, epochs + 1):

@@ -1,9 +1,8 @@
 """Photos of any size decoded once, in parallel threads, into one padded uint8 tensor (``PhotoStack``), and
-``read_image``, the project's one image reader. Introduced in notebook 05; notebook 04 cuts ``random_squares``.
-The stack is (N, C, S, L), S the largest short side, L the largest long side: portraits are stored transposed,
-and the padding mirrors each photo at its edges, as fastai's ``padding_mode='reflection'``. Sizes are read from
-the headers first, so the peak memory is the stack itself.
-"""
+``read_image``, the project's one image reader. Introduced in notebook 05; notebook 04 cuts ``random_squares``. The
+stack is (N, C, S, L), S the largest short side, L the largest long side: portraits are stored transposed, and the
+padding mirrors each photo at its edges, as fastai's ``padding_mode='reflection'``. Sizes are read from the headers
+first, so the peak memory is the stack itself."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor

@@ -1,7 +1,6 @@
-"""Progress bars for long steps and the per-epoch table (notebook 01). ``HELPERS_PROGRESS``: ``auto`` (Jupyter:
-HTML redrawn in place, as fastprogress does, never a widget; else ``text``), ``text`` (tqdm bars on stdout, the
-table a row at a time) or ``none`` (no bars, the table a row at a time: what ``make run`` stores).
-"""
+"""Progress bars for long steps and the per-epoch table (notebook 01). ``HELPERS_PROGRESS``: ``auto`` (Jupyter: HTML
+redrawn in place, as fastprogress does, never a widget; else ``text``), ``text`` (tqdm bars on stdout, the table a row
+at a time) or ``none`` (no bars, the table a row at a time: what ``make run`` stores)."""
 from __future__ import annotations
 
 import html

@@ -1,6 +1,5 @@
-"""Pictures: single images, grids of a batch, predictions next to labels (notebook 01). matplotlib is imported
-inside the functions, so importing ``helpers`` stays headless-safe.
-"""
+"""Pictures: single images, grids of a batch, predictions next to labels (notebook 01). matplotlib is imported inside
+the functions, so importing ``helpers`` stays headless-safe."""
 from __future__ import annotations
 
 import os
