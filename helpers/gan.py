@@ -1,11 +1,7 @@
-"""GAN training, as fastai v1's ``GANLearner`` in lesson 7: a generator and a critic, each with its own
-optimizer, pluggable losses (``crit_loss_func(real_pred, fake_pred)``, ``gen_loss_func(fake_pred, output,
-target)``), a switcher that says who trains next, optional critic clipping (WGAN) and critic learning-rate
-multiplier (fastai's ``GANDiscriminativeLR``).
-
-Introduced in notebook 04 (wgan); notebooks 03 and 07 reuse it. Wasserstein sign convention (the lesson's):
-the critic minimises ``real.mean() - fake.mean()``, the generator the mean critic score of its fakes.
-"""
+"""GAN training, as fastai v1's ``GANLearner`` in lesson 7: a generator and a critic with their own optimizers,
+pluggable losses (``crit_loss_func(real_pred, fake_pred)``, ``gen_loss_func(fake_pred, output, target)``), a switcher,
+optional critic clipping (WGAN) and critic learning-rate multiplier. Introduced in notebook 04 (wgan); notebooks 03 and
+07 reuse it. The critic minimises ``real.mean() - fake.mean()``, the generator the mean critic score of its fakes."""
 from __future__ import annotations
 
 from typing import Callable
@@ -34,8 +30,7 @@ class FixedGANSwitcher:
         self.count = 0
 
     def __call__(self, gen_mode: bool, loss: float | None) -> bool:
-        """Called after each batch with the mode it trained in (and its loss, for switchers whose
-        ``needs_loss`` is true); returns the mode of the next batch."""
+        """After each batch, with its mode (and loss, if ``needs_loss``): the mode of the next batch."""
         self.count += 1
         limit = self.n_gen if gen_mode else self.n_crit
         if self.count >= limit:
@@ -57,8 +52,7 @@ class AdaptiveGANSwitcher:
         pass
 
     def __call__(self, gen_mode: bool, loss: float | None) -> bool:
-        """``loss``: the current model's latest batch loss on the host, None when none has arrived yet
-        (``HostLoss``): then a model with a threshold keeps training."""
+        """``loss``: the current model's latest host-side batch loss, or None: a thresholded model then trains on."""
         thresh = self.gen_thresh if gen_mode else self.critic_thresh
         if thresh is None or (loss is not None and loss < thresh):
             return not gen_mode
@@ -66,9 +60,8 @@ class AdaptiveGANSwitcher:
 
 
 class HostLoss:
-    """The loss a switcher decides from, without making a GPU wait (notebook 04): on the CPU the batch's own,
-    at once; on a GPU copied without waiting, and the previous batch's is returned (one batch late).
-    ``push`` returns (mode of that batch, value), or None while none has arrived."""
+    """The loss a switcher decides from, without making a GPU wait (notebook 04): on a GPU the previous batch's (one
+    batch late). ``push`` returns (mode of that batch, value), or None while none has arrived."""
 
     def __init__(self, lag: bool):
         self.lag, self.pending = lag, None
@@ -91,8 +84,7 @@ class HostLoss:
 # --- images -----------------------------------------------------------------------------------
 
 def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, value_range: tuple[float, float] = (-1, 1)) -> torch.Tensor:
-    """A batch (N, C, H, W) with values in ``value_range`` -> one uint8 image (C, rows*(H+pad)+pad, nrow*(W+pad)+pad) on
-    the CPU, white gaps between the tiles (notebook 04). Headless: no plotting involved."""
+    """A batch (N, C, H, W) in ``value_range`` -> one uint8 image on the CPU, white ``pad`` gaps (notebook 04)."""
     lo, hi = value_range
     x = ((x.detach().float().cpu().clamp(lo, hi) - lo) * (255 / (hi - lo))).round().to(torch.uint8)
     # make_grid repeats a single channel three times; keep the input's channel count
@@ -116,15 +108,13 @@ def gan_losses(loss_gen: Callable, loss_crit: Callable, weights_gen: tuple[float
 
 
 def checkpoint_every(planned: int, n: int = 6) -> int:
-    """Iterations between ``SaveEvery`` checkpoints so that a GAN of ``planned`` iterations saves about ``n``
-    of them (at least one iteration apart), whatever its length: every profile scores several (notebook 07)."""
+    """Iterations between ``SaveEvery`` checkpoints so that ``planned`` iterations save about ``n`` (notebook 07)."""
     return max(1, planned // n)
 
 
 class SaveEvery:
-    """A GAN callback saving both models every ``every`` iterations as ``<name>_<iteration>`` (DeOldify's
-    ``GANSaveCallback``), and with ``at_start`` / ``at_end`` as the first fit gets and the last leaves them
-    (notebooks 03, 07); ``saved`` lists the iterations."""
+    """Saves both models every ``every`` iterations as ``<name>_<iteration>`` (DeOldify's ``GANSaveCallback``), and with
+    ``at_start`` / ``at_end`` before the first fit and after the last (notebooks 03, 07); ``saved``: the iterations."""
 
     def __init__(self, every: int, name: str, at_start: bool = False, at_end: bool = False):
         self.every, self.name, self.at_start, self.at_end = every, name, at_start, at_end
@@ -147,9 +137,8 @@ class SaveEvery:
 
 
 class GANLearner(BaseLearner):
-    """A generator, a critic, their losses and optimizers, and the alternating loop (notebook 04). ``data``
-    yields ``(x, real)``. Each model's Adam is made at the first ``fit`` and kept, with its state, as
-    fastai's; ``batches`` counts each model's batches over every fit; a model's frozen parameters stay frozen."""
+    """A generator, a critic, their losses and optimizers, and the alternating loop (notebook 04). ``data`` yields
+    ``(x, real)``; ``batches`` counts each model's batches over every fit; frozen parameters stay frozen."""
 
     def __init__(self, data, generator: nn.Module, critic: nn.Module, gen_loss_func: Callable = wasserstein_gen_loss,
                  crit_loss_func: Callable = wasserstein_critic_loss, switcher=None, clip: float | None = None,
@@ -177,9 +166,8 @@ class GANLearner(BaseLearner):
     def wgan(cls, data, generator: nn.Module, critic: nn.Module, switcher=None, clip: float = 0.01,
              switch_eval: bool = False, betas: tuple[float, float] = (0.0, 0.99), wd: float = 0.0,
              **kwargs) -> "GANLearner":
-        """The lesson's ``GANLearner.wgan``: Wasserstein losses, critic weights clipped to ``±clip``, 5
-        critic batches per generator batch, Adam with betas (0, 0.99), no weight decay, and both models
-        left in train mode (notebook 04)."""
+        """The lesson's ``GANLearner.wgan``: Wasserstein losses, critic clipped to ``±clip``, 5 critic batches per
+        generator batch, Adam betas (0, 0.99), no weight decay, both models left in train mode (notebook 04)."""
         return cls(data, generator, critic, wasserstein_gen_loss, wasserstein_critic_loss,
                    switcher or FixedGANSwitcher(n_crit=5, n_gen=1), clip=clip, switch_eval=switch_eval,
                    betas=betas, wd=wd, **kwargs)
@@ -187,8 +175,7 @@ class GANLearner(BaseLearner):
     @classmethod
     def from_learners(cls, learn_gen, learn_crit, switcher=None, weights_gen: tuple[float, float] = (1.0, 1.0),
                       **kwargs) -> "GANLearner":
-        """The lesson's ``GANLearner.from_learners``: the pretrained generator and critic, the generator's
-        data, and losses made from the two learners' own (``gan_losses``) (notebook 03)."""
+        """The lesson's ``GANLearner.from_learners``: losses from the two learners' (``gan_losses``) (notebook 03)."""
         gen_loss, crit_loss = gan_losses(learn_gen.loss_func, learn_crit.loss_func, weights_gen)
         return cls(learn_gen.data, learn_gen.model, learn_crit.model, gen_loss, crit_loss,
                    switcher or FixedGANSwitcher(n_crit=5, n_gen=1), **kwargs)
@@ -212,9 +199,8 @@ class GANLearner(BaseLearner):
                 p.requires_grad_(on)
 
     def switch(self, gen_mode: bool | None = None) -> None:
-        """Train the generator (``True``) or the critic (``False``); ``None`` flips. The idle model's
-        parameters stop needing gradients; the training model's get back exactly what they had, so a frozen
-        encoder stays frozen. With ``switch_eval`` the idle model goes to eval mode (notebook 04)."""
+        """Train the generator (``True``) or the critic (``False``); ``None`` flips. The idle model stops needing
+        gradients (and with ``switch_eval`` goes to eval mode); frozen parameters stay frozen (notebook 04)."""
         self.gen_mode = (not self.gen_mode) if gen_mode is None else gen_mode
         active, idle = (self.generator, self.critic) if self.gen_mode else (self.critic, self.generator)
         self._set_idle(active, False)
@@ -223,8 +209,7 @@ class GANLearner(BaseLearner):
         idle.train(not self.switch_eval)
 
     def clip_critic(self) -> None:
-        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN), one foreach call per bound; the loop
-        does it before every batch, as fastai's ``GANTrainer.on_batch_begin`` (notebook 04)."""
+        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN), before every batch (notebook 04)."""
         if self.clip:
             with torch.no_grad():
                 params = list(self.critic.parameters())
@@ -232,8 +217,7 @@ class GANLearner(BaseLearner):
                 torch._foreach_clamp_max_(params, self.clip)
 
     def _set_opts(self, lr: float, wd: float) -> None:
-        """Each model's Adam, made at the first fit and kept with its state; later fits only set the learning rate (the
-        critic's times ``critic_lr_mult``) and weight decay, as fastai's ``GANTrainer.on_train_begin``."""
+        """Each model's Adam, made at the first fit and kept; later fits set lr (critic's ``* critic_lr_mult``), wd."""
         if self.opt_gen is None:
             self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
                                                           self.device) for m in (self.generator, self.critic))
@@ -265,9 +249,8 @@ class GANLearner(BaseLearner):
         return self.loss.detach()
 
     def fit(self, epochs: int, lr: float = 2e-4, wd: float | None = None) -> None:
-        """Train ``epochs`` epochs at a constant ``lr`` (the critic's times ``critic_lr_mult``), starting with
-        the critic; one row per epoch with each model's smoothed loss ("—" for a model that got no batch that
-        epoch), and a grid of the fixed inputs every ``grid_every`` epochs and after the last (notebook 04)."""
+        """Train ``epochs`` epochs at a constant ``lr`` (critic's ``* critic_lr_mult``), critic first; a row of smoothed
+        losses per epoch ("—": no batch), a grid of fixed inputs every ``grid_every`` epochs and last (notebook 04)."""
         epochs = smoke_epochs(epochs)
         self._set_opts(lr, self.wd if wd is None else wd)
         rec = self.recorder = GANRecorder()
@@ -317,8 +300,7 @@ class GANLearner(BaseLearner):
         return self.predict_batch(self.data.noise(x) if isinstance(x, int) else x, self.generator).cpu()
 
     def render(self) -> torch.Tensor:
-        """The fixed inputs through the generator, as a uint8 grid, denormalised where the data is
-        normalised (notebook 04)."""
+        """The fixed inputs through the generator, as a denormalised uint8 grid (notebook 04)."""
         out = self.generate(self.fixed_input)
         if getattr(self.data, "stats", None) is not None:
             return image_grid(self.data.denorm(out), nrow=self.grid_nrow, value_range=(0, 1))
@@ -336,7 +318,7 @@ class GANLearner(BaseLearner):
 def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[], dict[str, float]], key: str,
                       higher_is_better: bool = False) -> tuple[dict[int, dict[str, float]], int]:
     """Load each checkpoint ``saver`` wrote, ``score()`` it ({name: value}), and leave ``learn`` at the best by ``key``;
-    returns ({iteration: scores}, best) (notebook 07). DeOldify's author chose by eye; this by a number."""
+    returns ({iteration: scores}, best) (notebook 07)."""
     if not saver.saved:
         raise ValueError(f"no checkpoints to score: {saver.name!r} saved none (fewer than {saver.every} iterations?)")
     scores = {}

@@ -1,14 +1,7 @@
-"""Image-to-image data: (input, target) pairs of photos, batched with joint transforms; the critic's data.
+"""Image-to-image data: (input, target) pairs of photos, batched with joint transforms; the critic's data. Introduced in
+notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it::
 
-Introduced in notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it::
-
-    resize_folder(path_hr, path_lr, 96)        # helpers.folders: the lesson's resize_one, in parallel
     data = image_pair_data(path_lr, path_hr, size=128, bs=32, tfms=get_transforms(max_zoom=2.))
-
-x is a photo of ``path_x``, y the photo of the same name in ``path_y``, each decoded once into a
-``PhotoStack``; every batch is cut from both in one operation (``helpers.augment.cut``) at the same random
-windows and transforms (training) or centred squares (validation), normalised with ImageNet statistics
-(the lesson's ``normalize(imagenet_stats, do_y=True)``).
 """
 from __future__ import annotations
 
@@ -30,17 +23,16 @@ from helpers.progress import progress_bar
 def get_transforms(max_zoom: float = 1.1, max_rotate: float = 10.0, max_warp: float = 0.2,
                    max_lighting: float = 0.2, p_affine: float = 0.75, p_lighting: float = 0.75,
                    do_flip: bool = True, min_zoom: float = 1.0) -> Augment:
-    """fastai v1's ``get_transforms`` with its defaults, as the random joint transforms of an image-pair
-    loader (``helpers.augment.Augment``) (notebook 05). ``min_zoom`` is this project's: above 1, every
-    window is zoomed in at least that much, e.g. patches at a photo's own resolution (notebook 03)."""
+    """fastai v1's ``get_transforms`` defaults as an ``helpers.augment.Augment`` (notebook 05); ``min_zoom`` above 1
+    zooms every window in at least that much (notebook 03)."""
     return Augment(max_zoom=max_zoom, p_zoom=p_affine, min_zoom=min_zoom, do_flip=do_flip, max_rotate=max_rotate,
                    max_warp=max_warp, max_lighting=max_lighting, p_affine=p_affine, p_lighting=p_lighting)
 
 
 # --- pairs and split -----------------------------------------------------------------------------
 def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], list[Path]]:
-    """Every image below ``path_x`` and, for each, the file with the same relative path below ``path_y``: the lesson's
-    ``label_from_func(lambda x: path_hr/x.name)`` (notebook 05). A missing target is an error that names the files."""
+    """Every image below ``path_x`` and the file at the same relative path below ``path_y`` (notebook 05); a missing
+    target raises, naming the files."""
     path_x, path_y = Path(path_x), Path(path_y)
     xs = ImageList.from_folder(path_x).items
     ys = [path_y / p.relative_to(path_x) for p in xs]
@@ -52,9 +44,7 @@ def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], lis
 
 
 def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[list[int], list[int]]:
-    """(train, valid) indices: a random ``int(valid_pct * n)`` items for validation, drawn as fastai's
-    ``split_by_rand_pct(valid_pct, seed)`` draws them (numpy's permutation after ``seed``); both sorted
-    (notebook 05)."""
+    """(train, valid) sorted indices, drawn as fastai's ``split_by_rand_pct(valid_pct, seed)`` (notebook 05)."""
     cut = int(valid_pct * n)
     valid = sorted(np.random.RandomState(seed).permutation(n)[:cut].tolist())
     chosen = set(valid)
@@ -63,9 +53,8 @@ def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[l
 
 # --- loaders -----------------------------------------------------------------------------------
 class ImagePairLoader(TensorLoader):
-    """Batches of (input, target) images, both normalised, cut from two ``PhotoStack``s of the same photos
-    at two resolutions; training loaders shuffle, drop the last partial batch and transform randomly with
-    ``tfms``, validation loaders cut the centred square (notebook 05)."""
+    """Batches of normalised (input, target) cut from two ``PhotoStack``s of the same photos; training loaders shuffle,
+    drop the last partial batch and apply ``tfms``, validation loaders cut the centred square (notebook 05)."""
 
     def __init__(self, x: PhotoStack, y: PhotoStack, bs: int, size: int, train: bool,
                  stats: tuple[torch.Tensor, torch.Tensor] = IMAGENET_STATS, device: torch.device | None = None,
@@ -78,8 +67,7 @@ class ImagePairLoader(TensorLoader):
         self.stats = stats
 
     def params(self, idx: torch.Tensor) -> Params:
-        """The windows and transforms of items ``idx``: random in training, the centred square otherwise,
-        planned on the inputs' sizes (notebook 05)."""
+        """Windows and transforms of items ``idx``: random in training, else the centred square (notebook 05)."""
         sizes = self.x.sizes[torch.as_tensor(idx).cpu()]
         return self.augment.sample(sizes) if self.shuffle else Params.plain(center_boxes(sizes))
 
@@ -95,8 +83,7 @@ class ImagePairLoader(TensorLoader):
         return config.n_batches(-(-self.n_items // self.bs), self.max_batches)
 
     def in_order(self):
-        """``(idx, (x, y))`` for each batch of the items in their order, the last one partial, without augmentation
-        unless this is a training loader (a smoke run caps the batches like any loader's) (notebook 05)."""
+        """``(idx, (x, y))`` per batch in item order, the last partial, augmented only if training (notebook 05)."""
         for b in range(self.n_ordered):
             idx = torch.arange(b * self.bs, min((b + 1) * self.bs, self.n_items))
             yield idx, self.batch(idx)
@@ -108,9 +95,8 @@ class ImagePairLoader(TensorLoader):
         return self.replace(x=self.x.take(idx), y=self.y.take(idx), names=names)
 
     def region_masks(self, idx: torch.Tensor, regions: dict[str, tuple[int, int, int, int]]) -> torch.Tensor:
-        """(n, size, size) bool: the pixels of items ``idx``'s validation windows whose centres fall inside
-        each item's region (left, top, right, bottom) in its input photo's pixels, looked up by the item's
-        name (e.g. ``helpers.crappify.stamp_boxes``); all False for an item without one (notebook 03)."""
+        """(n, size, size) bool: validation-window pixels inside each item's region (left, top, right, bottom, input
+        pixels) from ``regions`` by name (e.g. ``helpers.crappify.stamp_boxes``); all False without (notebook 03)."""
         t = (torch.arange(self.size) + 0.5) / self.size
         masks = []
         for i in torch.as_tensor(idx).tolist():
@@ -122,8 +108,7 @@ class ImagePairLoader(TensorLoader):
         return torch.stack(masks)
 
     def inputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """The validation windows of items ``idx`` at the inputs' own resolution, float in [0, 1]: what
-        a baseline such as bicubic upsampling starts from (notebook 05)."""
+        """The validation windows of items ``idx`` at the inputs' resolution, float in [0, 1] (notebook 05)."""
         return [center_square(self.x.item(i)).float() / 255 for i in torch.as_tensor(idx).tolist()]
 
 
@@ -135,8 +120,7 @@ def center_square(img: torch.Tensor) -> torch.Tensor:
 
 
 class ImagePairData(DataBunch):
-    """Loaders of (input, target) image pairs; ``resized`` (``DataBunch``'s) serves the same photos at another
-    size (notebook 05)."""
+    """Loaders of (input, target) image pairs; ``resized`` serves them at another size (notebook 05)."""
 
     def __repr__(self) -> str:
         t, v = self.train_dl, self.valid_dl
@@ -145,8 +129,7 @@ class ImagePairData(DataBunch):
 
 
 def decode_at(paths: Sequence[Path], short_side: int | None = None) -> list[torch.Tensor]:
-    """RGB photos as uint8 tensors (3, H, W), each shrunk so its shorter side is at most ``short_side``
-    (``None``: as they are), in parallel; undecodable files are reported by path (notebook 05)."""
+    """RGB uint8 photos (3, H, W), shorter side at most ``short_side`` (None: as is); failures named (notebook 05)."""
     stack = PhotoStack.decode(paths, "RGB", short_side)
     return [stack.item(i).clone() for i in range(len(stack))]
 
@@ -155,10 +138,10 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
                     seed: int = 42, hr_size: int | None = None, x_size: int | None = None, tfms: Augment | None = None,
                     max_batches: int | None = None, valid_batches: int | None = None,
                     device: torch.device | None = None) -> ImagePairData:
-    """The lesson's ``ImageImageList.from_folder(path_x).split_by_rand_pct(valid_pct, seed).label_from_func(...)``
-    with ``transform(tfms, size, tfm_y=True)`` (default ``get_transforms(max_zoom=2.)``) and ImageNet
-    normalisation of both (notebook 05). Targets are decoded with the short side at most ``hr_size`` (default
-    ``max_zoom * size``), inputs at most ``x_size``; ``max_batches`` / ``valid_batches`` cap the batches per epoch."""
+    """The lesson's ``ImageImageList...split_by_rand_pct(valid_pct, seed).label_from_func(...)`` with ``transform(tfms,
+    size, tfm_y=True)`` (default ``get_transforms(max_zoom=2.)``), ImageNet-normalised (notebook 05). Targets decoded at
+    short side <= ``hr_size`` (default ``max_zoom * size``), inputs <= ``x_size``; ``max_batches`` / ``valid_batches``
+    cap the batches per epoch."""
     tfms = tfms or get_transforms(max_zoom=2.0)
     device = device or config.device()
     xs, ys = image_pairs(path_x, path_y)
@@ -177,8 +160,8 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
 
 @torch.no_grad()
 def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole photo (3, H, W) in [0, 1] enlarged ``scale`` times (bilinear, to a multiple of 32), then through the
-    model: the lesson's medium-resolution test; (bilinear input, output) on the CPU (notebook 05)."""
+    """A photo (3, H, W) in [0, 1] enlarged ``scale`` times (bilinear, to a multiple of 32) and through the model;
+    (bilinear input, output) on the CPU (notebook 05)."""
     h, w = (max(1, int(scale * s / 32 + 0.5)) * 32 for s in img.shape[-2:])  # nearest multiple of 32
     x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False,
                                         antialias=False).clamp(0, 1)
@@ -189,9 +172,8 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
 @torch.no_grad()
 def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quality: int = 95,
                max_batches: int | None = None) -> Path:
-    """The generator's output for the items of ``dl`` (the training pairs; with ``max_batches``, its first batches),
-    each the centred square at the loader's size, saved under its own name in ``dest`` (JPEG at ``quality``),
-    built in a temporary folder: the lesson's ``save_preds`` into ``image_gen`` (notebook 03)."""
+    """The lesson's ``save_preds``: the generator's output for ``dl``'s items (its first ``max_batches``), centred
+    squares, saved by name in ``dest`` (JPEG ``quality``) via a temporary folder (notebook 03)."""
     dl = (learn.data.train_dl if dl is None else dl).replace(shuffle=False, drop_last=False, max_batches=max_batches)
     if dl.names is None:
         raise ValueError("save_preds needs a loader that knows its file names (image_pair_data makes them)")
@@ -206,8 +188,8 @@ def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quali
 
 
 class CriticLoader(ImagePairLoader):
-    """Batches of (pictures, labels) for a critic: the ``bs`` photos' generated pictures (label 0), then their real
-    ones (label 1), each pair cut at the same window of the real photo's centred square (notebook 03)."""
+    """Batches of (pictures, labels): ``bs`` photos' generated pictures (0), then their real ones (1), same windows
+    (notebook 03)."""
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fakes, reals = super().batch(idx)
@@ -218,10 +200,8 @@ class CriticLoader(ImagePairLoader):
 def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int, valid_pct: float = 0.1,
                 seed: int = 42, tfms: Augment | None = None, max_batches: int | None = None,
                 valid_batches: int | None = None, device: torch.device | None = None) -> ImagePairData:
-    """The critic's data, the lesson's ``get_crit_data([name_gen, 'images'], bs, size)`` split by photo (notebook 03):
-    each picture of ``path_gen`` (label 0) with the photo of the same name in ``path_real`` (label 1), whole
-    photos held out, each batch the generated and real versions of the same photos at the same windows
-    (``CriticLoader``). The lesson split the files at random, so a photo's two versions could straddle the split."""
+    """The lesson's ``get_crit_data([name_gen, 'images'], bs, size)`` split by photo (notebook 03): pictures of
+    ``path_gen`` (label 0) with the same-named photos of ``path_real`` (label 1), batched by ``CriticLoader``."""
     if bs < 2 or bs % 2:
         raise ValueError(f"bs must be even (half generated, half real), got {bs}")
     tfms = tfms or get_transforms(max_zoom=2.0)
