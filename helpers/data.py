@@ -1,15 +1,10 @@
-"""Image datasets for the notebooks: item list -> split -> labels -> transforms -> batches.
+"""Image datasets: item list -> split -> labels -> transforms -> batches, as the lesson's data block API. Introduced in
+notebook 01 (resnet-mnist)::
 
-Introduced in notebook 01 (resnet-mnist). The steps mirror the lesson's data block API:
+    sd = ImageList.from_folder(path, convert_mode="L").split_by_folder(train="training", valid="testing")
+    data = sd.label_from_folder().databunch(bs=128, tfms=([rand_pad(3, 28)], [])).normalize()
 
-    il = ImageList.from_folder(path, convert_mode="L")      # item list
-    sd = il.split_by_folder(train="training", valid="testing")
-    ll = sd.label_from_folder()
-    data = ll.databunch(bs=128, tfms=([rand_pad(3, 28)], [])).normalize()
-
-Decoding tens of thousands of small PNGs every epoch costs more than training on them, so a split
-is decoded once (in parallel, cached next to the data as a uint8 tensor) and batches are cut from
-that tensor; augmentation runs on whole batches on the training device.
+A split is decoded once (cached as a uint8 tensor) and batches are cut from it, augmented on the training device.
 """
 from __future__ import annotations
 
@@ -54,14 +49,13 @@ def denormalize(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None
 
 
 def spread(n: int, k: int) -> torch.Tensor:
-    """``k`` of ``n`` item indices spread evenly over them, both ends included: what a capped validation
-    pass scores, and the items a picture shows (notebook 01)."""
+    """``k`` of ``n`` item indices spread evenly, both ends included (notebook 01)."""
     return torch.linspace(0, n - 1, k).round().long()
 
 
 def cached(root: Path, items: Sequence[Path], tag: str, build: Callable[[], object]) -> object:
-    """``build()``'s result, saved under ``<root>/.cache/`` keyed by the items' names and sizes and ``tag``,
-    and loaded from there on later calls (an unreadable cache is rebuilt) (notebook 01)."""
+    """``build()``'s result, cached under ``<root>/.cache/`` keyed by the items' names and sizes and ``tag``; an
+    unreadable cache is rebuilt (notebook 01)."""
     key = hashlib.sha1(tag.encode())
     for p in items:
         key.update(f"{p.relative_to(root)}{p.stat().st_size}".encode())
@@ -122,8 +116,7 @@ class ImageList:
         return SplitData(self.subset(parts[train]), self.subset(parts[valid]))
 
     def decode(self) -> torch.Tensor:
-        """All images, which must share a size, as one uint8 tensor (N, C, H, W), decoded in parallel and
-        cached on disk after the first call (notebook 01)."""
+        """All images (one shared size) as a uint8 tensor (N, C, H, W), decoded in parallel, cached (notebook 01)."""
         def build() -> torch.Tensor:
             stack = PhotoStack.decode(self.items, self.convert_mode)
             if len({tuple(s) for s in stack.sizes.tolist()}) > 1:
@@ -184,8 +177,7 @@ class LabelLists:
 
 
 def profile_subset(n: int, cap: int | None, gen: torch.Generator | None = None) -> list[int]:
-    """Indices of the items a profile keeps: all of them, or a random sorted ``cap`` of them, with a
-    note saying so (notebook 01)."""
+    """Indices the profile keeps: all, or a random sorted ``cap``, with a note saying so (notebook 01)."""
     if cap is None or n <= cap:
         return list(range(n))
     gen = gen or torch.Generator().manual_seed(config.seed())
@@ -211,8 +203,8 @@ def rand_pad(padding: int, size: int, mode: str = "constant") -> Transform:
 
 
 class TensorLoader:
-    """Batches cut from a preloaded uint8 tensor, transformed and normalised as whole batches, on ``device``
-    (notebook 01); the images live on the GPU when there is one. Subclasses hold other stores (notebooks 02, 05)."""
+    """Batches cut from a preloaded uint8 tensor (on the GPU if any), transformed and normalised on ``device``
+    (notebook 01). Subclasses hold other stores (notebooks 02, 05)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False, tfms: Sequence[Transform] = (),
                  device: torch.device | None = None, drop_last: bool = False, max_batches: int | None = None):
@@ -229,8 +221,7 @@ class TensorLoader:
         return config.n_batches(n, self.max_batches)
 
     def replace(self, **changes) -> "TensorLoader":
-        """A copy of this loader with some settings changed (``bs``, ``max_batches``, a resizing loader's
-        ``size``), sharing its decoded tensors: nothing is decoded again (notebook 02)."""
+        """A copy with ``bs``, ``max_batches`` or (resizing loaders) ``size`` changed, sharing tensors (notebook 02)."""
         unknown = [k for k in changes if k not in vars(self)]
         if unknown:
             raise AttributeError(f"{type(self).__name__} has no setting {unknown}")
@@ -239,8 +230,7 @@ class TensorLoader:
         return new
 
     def full(self) -> "TensorLoader":
-        """This loader without its own ``max_batches`` cap, e.g. to score every validation item
-        after training on a capped loader (notebook 02)."""
+        """This loader without its ``max_batches`` cap (notebook 02)."""
         return self.replace(max_batches=None)
 
     @property
@@ -255,8 +245,8 @@ class TensorLoader:
         return normalize(x, self.stats)
 
     def indices(self) -> torch.Tensor:
-        """The items one pass yields, in order: all in order, or, for a capped pass without shuffling,
-        items ``spread`` over the set rather than the first ones (notebook 01)."""
+        """The items one pass yields: all in order, or for a capped unshuffled pass items ``spread`` over the set
+        (notebook 01)."""
         n, used = len(self.x), min(len(self.x), len(self) * self.bs)
         return spread(n, used) if used < n else torch.arange(n)
 
@@ -311,8 +301,7 @@ class DataBunch:
         return denormalize(x, self.stats)
 
     def resized(self, size, bs: int | None = None, max_batches: int | None = None, tfms=None) -> "DataBunch":
-        """The same decoded items at another ``size`` (and batch size, batches per epoch, pair transforms ``tfms``):
-        progressive resizing without decoding again (notebooks 02, 05)."""
+        """The same decoded items at another ``size`` (and ``bs``, ``max_batches``, ``tfms``) (notebooks 02, 05)."""
         train, valid = self.train_dl, self.valid_dl
         extra = {} if tfms is None else {"augment": tfms}
         return dataclasses.replace(
@@ -331,9 +320,8 @@ class DataBunch:
 
 # --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
 def gan_images(il: ImageList, size: int) -> PhotoStack:
-    """A GAN's real images as a ``PhotoStack`` of uint8 pictures with the short side at most ``size``,
-    decoded once (a JPEG at a reduced scale first: PIL's ``draft``) and cached as the digits of notebook 01
-    are (notebook 04). Same-sized small images (MNIST's digits) are the same stack without padding."""
+    """A GAN's real images as a ``PhotoStack``, short side at most ``size`` (JPEGs drafted), cached as notebook 01's
+    digits (notebook 04); same-sized images (MNIST) are not padded."""
     def build() -> dict:
         stack = PhotoStack.decode(il.items, il.convert_mode, short_side=size, draft=True)
         return {"data": stack.data, "sizes": stack.sizes, "transposed": stack.transposed}
@@ -341,8 +329,8 @@ def gan_images(il: ImageList, size: int) -> PhotoStack:
 
 
 class GANLoader:
-    """Batches ``(noise, real)`` for a GAN, no validation set (notebook 04): standard normal noise (bs, noise_sz,
-    1, 1) and a random ``size`` square of each image in [-1, 1] (``random_squares``), black-padded if smaller."""
+    """Batches ``(noise, real)`` (notebook 04): noise (bs, noise_sz, 1, 1), and a random ``size`` square of each image
+    in [-1, 1] (``random_squares``), black-padded if smaller."""
 
     def __init__(self, images: PhotoStack, size: int, bs: int = 64, noise_sz: int = 100,
                  device: torch.device | None = None, max_batches: int | None = None):
@@ -375,8 +363,7 @@ class GANLoader:
 
 def gan_databunch(il: ImageList, size: int, bs: int = 64, noise_sz: int = 100,
                   device: torch.device | None = None, max_batches: int | None = None) -> GANLoader:
-    """The lesson's ``GANItemList ... .split_none() ... .databunch(bs)`` for any folder of images:
-    noise as input, real images in [-1, 1] as target, no validation set (notebook 04). The profile's
-    cap on training items applies; ``max_batches`` caps the batches per epoch."""
+    """The lesson's ``GANItemList ... .split_none() ... .databunch(bs)``: noise in, real images in [-1, 1] out, no
+    validation set, the profile's cap applied; ``max_batches`` caps the batches per epoch (notebook 04)."""
     il = il.subset(profile_subset(len(il), config.profile().max_train_items))
     return GANLoader(gan_images(il, size), size, bs, noise_sz, device, max_batches)

@@ -1,11 +1,6 @@
-"""The pieces of a training loop that ``Learner`` and ``GANLearner`` share: the epoch loop with its events,
-table and smoothed losses, eval mode and batch prediction, autocast, optimizers, GPU settings, saving.
-
-Introduced in notebook 01 (resnet-mnist); notebook 04 (wgan) builds the GAN loop on the same pieces.
-Events, in order: ``before_fit``, then per epoch ``before_epoch``, per batch ``after_pred``,
-``after_loss``, ``after_batch``, then ``after_epoch``; ``after_fit`` at the end. A callback is any object
-with methods of those names; each gets the learner.
-"""
+"""The training loop ``Learner`` and ``GANLearner`` share (notebook 01; notebook 04 builds on it). Events:
+``before_fit``, per epoch ``before_epoch``, per batch ``after_pred``, ``after_loss``, ``after_batch``, then
+``after_epoch``; ``after_fit``. A callback is any object with methods of those names, each given the learner."""
 from __future__ import annotations
 
 import math
@@ -28,8 +23,7 @@ def autocast(device: torch.device):
 
 
 def gpu_tuned(device: torch.device) -> bool:
-    """Whether the CUDA speed settings apply (CUDA, and ``HELPERS_GPU_TUNING`` not off): cuDNN's autotuner, TF32,
-    channels-last (``to_device_layout``) and fused AdamW (``make_optimizer``) (notebook 01)."""
+    """Whether the CUDA speed settings apply (CUDA and ``HELPERS_GPU_TUNING`` not off) (notebook 01)."""
     if device.type != "cuda" or not config.gpu_tuning():
         return False
     torch.backends.cudnn.benchmark = True
@@ -45,14 +39,12 @@ def to_device_layout(t, device: torch.device):
 
 
 def make_optimizer(groups: Sequence[dict], betas: tuple[float, float], wd: float, device: torch.device):
-    """AdamW over parameter ``groups`` (each ``{"params": ..., "lr": ...}``), decoupled weight decay ``wd``,
-    fused into one kernel when ``gpu_tuned(device)`` (notebook 01)."""
+    """AdamW over parameter ``groups``, decoupled weight decay ``wd``, fused if ``gpu_tuned(device)`` (notebook 01)."""
     return torch.optim.AdamW(groups, betas=betas, weight_decay=wd, **({"fused": True} if gpu_tuned(device) else {}))
 
 
 def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None = None, params=None) -> None:
-    """Zero the gradients, backpropagate ``loss``, clip the gradient norm of ``params`` to ``clip`` if
-    given, step (notebook 01)."""
+    """Zero grads, backpropagate ``loss``, clip the grad norm of ``params`` to ``clip`` if given, step (notebook 01)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip:
@@ -118,8 +110,7 @@ def load_state(name: str, device: torch.device | str = "cpu") -> dict:
 
 
 class BaseLearner:
-    """What both learners share: data and device, callbacks and events, eval mode, batch prediction, the
-    epoch loop, saving and loading ``models()`` (notebook 01)."""
+    """What both learners share: data, device, callbacks, eval mode, prediction, epoch loop, saving (notebook 01)."""
 
     def __init__(self, data, callbacks: Sequence = ()):
         self.data, self.callbacks = data, list(callbacks)
@@ -141,8 +132,7 @@ class BaseLearner:
 
     @contextmanager
     def eval_mode(self, *models: nn.Module):
-        """``models`` (this learner's own by default) in eval mode, without gradients, each put back in the
-        mode it was in afterwards (notebook 01)."""
+        """``models`` (default: this learner's) in eval mode without gradients, modes restored after (notebook 01)."""
         models = models or tuple(self.models().values())
         was = [m.training for m in models]
         try:
@@ -166,8 +156,8 @@ class BaseLearner:
 
     def _fit(self, epochs: int, names: Sequence[str], train_batch: Callable, end_epoch: Callable[[int], list],
              loader: Iterable, finish: Callable[[], None] | None = None) -> float:
-        """The epoch loop: events, one table row per epoch (``end_epoch(epoch)`` gives its values), a bar over
-        ``loader`` (``train_batch(batch)`` for each), ``finish()`` before ``after_fit``; returns the seconds it took."""
+        """The epoch loop: events, a table row per epoch (``end_epoch(epoch)``), ``train_batch(batch)`` over ``loader``,
+        ``finish()`` before ``after_fit``; returns the seconds taken."""
         table = EpochTable(names)
         self.event("before_fit")
         for epoch in range(1, epochs + 1):
@@ -191,8 +181,7 @@ class BaseLearner:
         """What happens before each epoch's first batch (a subclass's models to train mode)."""
 
     def save(self, name: str, return_path: bool = False) -> Path | None:
-        """The models' weights to ``<data>/models/<name>.pth`` atomically; the path only when asked for, as
-        fastai's ``return_path`` (notebook 01)."""
+        """The models' weights to ``<data>/models/<name>.pth`` atomically; the path if ``return_path`` (notebook 01)."""
         models = self.models()
         state = next(iter(models.values())).state_dict() if len(models) == 1 else \
             {k: m.state_dict() for k, m in models.items()}

@@ -1,8 +1,5 @@
-"""Every score of the project, in sections by the notebook that introduces them.
-
-Images: RGB in [0, 1] (predictions clamped), compared whole (no border crop), ``data_range=1``; SSIM with an 11-px
-Gaussian window (sigma 1.5) on images reflect-padded by 5 px (torchmetrics' way), averaged over pixels and channels.
-"""
+"""Every score of the project, in sections by notebook. Images: RGB in [0, 1] (predictions clamped), compared whole,
+``data_range=1``; SSIM with an 11-px Gaussian window (sigma 1.5), reflect-padded as torchmetrics does."""
 from __future__ import annotations
 
 import torch
@@ -20,8 +17,8 @@ def accuracy(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
 
 def accuracy_thresh_expand(pred: torch.Tensor, targ: torch.Tensor, thresh: float = 0.5,
                            sigmoid: bool = True) -> torch.Tensor:
-    """fastai v1's ``accuracy_thresh_expand``: the share of all outputs (every patch of a critic's map) on
-    the side of ``thresh`` their image's label says, after a sigmoid if ``sigmoid`` (notebook 03)."""
+    """fastai v1's ``accuracy_thresh_expand``: the share of all outputs (every patch) on the side of ``thresh`` their
+    image's label says, after a sigmoid if ``sigmoid`` (notebook 03)."""
     if sigmoid:
         pred = pred.sigmoid()
     return ((pred > thresh).long() == targ.reshape(-1, *[1] * (pred.dim() - 1)).long()).float().mean()
@@ -29,15 +26,14 @@ def accuracy_thresh_expand(pred: torch.Tensor, targ: torch.Tensor, thresh: float
 
 # --- segmentation (notebook 02) -------------------------------------------------------------------------
 def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor, void: int = 11) -> torch.Tensor:
-    """Pixel accuracy over non-``void`` targets, a pixel predicted void counting as wrong: the lesson's
-    ``acc_camvid`` (notebook 02)."""
+    """The lesson's ``acc_camvid``: pixel accuracy over non-``void`` targets, void predictions wrong (notebook 02)."""
     keep = targ != void
     return (pred.argmax(1)[keep] == targ[keep]).float().mean()
 
 
 def confusion_matrix(pred: torch.Tensor, targ: torch.Tensor, n_classes: int = 11) -> torch.Tensor:
-    """``cm[t, p]``: pixels of true class t predicted as p, void targets (``n_classes``) left out; shape
-    ``(n_classes, n_classes + 1)``, the last column counting pixels predicted void (wrong) (notebook 02)."""
+    """``cm[t, p]``: pixels of true class t predicted p, void targets left out; shape ``(n_classes, n_classes + 1)``,
+    the last column counting pixels predicted void (notebook 02)."""
     keep = targ != n_classes
     t, p = targ[keep].long(), pred.argmax(1)[keep].long().clamp(max=n_classes)
     return torch.bincount(t * (n_classes + 1) + p, minlength=n_classes * (n_classes + 1)).view(n_classes, n_classes + 1)
@@ -63,21 +59,19 @@ def evaluate(learn, dl=None, n_classes: int = 11) -> torch.Tensor:
 
 # --- images (notebooks 03, 05, 07) ----------------------------------------------------------------------
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB of each image (N, C, H, W) in [0, 1], ``10 log10(1 / mse)``:
-    torchmetrics' ``PeakSignalNoiseRatio(data_range=1.0)`` per image (notebook 05)."""
+    """PSNR in dB, ``10 log10(1 / mse)``, of each image (N, C, H, W) in [0, 1], as torchmetrics' (notebook 05)."""
     return peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Structural similarity of each image (N, C, H, W) in [0, 1], 1 when identical: torchmetrics'
-    ``StructuralSimilarityIndexMeasure`` (Gaussian window, sigma 1.5, 11 px) per image (notebook 05)."""
+    """SSIM of each image (N, C, H, W) in [0, 1], 1 when identical, as torchmetrics' (notebook 05)."""
     return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, gaussian_kernel=True,
                                                sigma=1.5, kernel_size=11, reduction="none")
 
 
 def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Images (N, C, h, w) in [0, 1] resized to ``size``, bicubic (PIL's and MATLAB's kernel, antialiased
-    when shrinking), clamped to [0, 1]: the baseline super-resolution has to beat (notebook 05)."""
+    """Images (N, C, h, w) in [0, 1] resized to ``size``, bicubic (PIL's kernel, antialiased when shrinking), clamped to
+    [0, 1] (notebook 05)."""
     return F.interpolate(x.float(), size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
@@ -90,15 +84,15 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 
 def critic_right(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Per pair (N,): the share of the critic's patch logits on the right side of 0 for the real picture
-    (label 1) and for the generated one (label 0), averaged, as ``accuracy_thresh_expand`` counts (notebook 03)."""
+    """Per pair (N,): the share of the critic's patch logits on the right side of 0 for the real (1) and the generated
+    (0) picture, averaged (notebook 03)."""
     return ((critic(real).float() > 0).float().flatten(1).mean(1)
             + (critic(fake).float() <= 0).float().flatten(1).mean(1)) / 2
 
 
 def critic_accuracy(learn, critic: torch.nn.Module, dl=None) -> float:
-    """Mean ``critic_right`` over every (input, real) pair of ``dl`` (``learn``'s validation loader by
-    default), the fakes made by ``learn``'s model, both models in eval mode (notebook 03)."""
+    """Mean ``critic_right`` over ``dl``'s (input, real) pairs (default: validation), fakes from ``learn``'s model, both
+    models in eval mode (notebook 03)."""
     dl = (learn.data.valid_dl if dl is None else dl).full()
     right = []
     with learn.eval_mode(learn.model, critic), learn.autocast():
@@ -110,15 +104,12 @@ def critic_accuracy(learn, critic: torch.nn.Module, dl=None) -> float:
 @torch.no_grad()
 def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool = False, keep_luminance: bool = False,
                  regions: dict | None = None, critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """Per-image scores of the model's output (denormalised, clamped) and of bicubic upsampling of the same input
-    window, each against the target, over a loader of image pairs (the validation split by default; a shuffling
-    loader raises ``ValueError``) (notebook 05). Always ``psnr_model``, ``psnr_bicubic``, ``ssim_model``,
-    ``ssim_bicubic``; ``with_sharpness``: ``sharpness_*`` of model, bicubic and target (notebook 03);
-    ``with_color``: ``deltae_model``, ``deltae_bicubic``, ``colorfulness_*`` of the three (notebook 07, where
-    "bicubic" is the gray input); ``keep_luminance``: the output's chroma on the input's luminance, as DeOldify
-    shows it (input and target the same size) (notebook 07); ``regions`` ({name: (left, top, right, bottom)} in
-    input pixels): ``psnr_region_model``, ``psnr_region_bicubic`` (``masked_psnr``, NaN outside the window);
-    ``critic``: ``critic_right`` with the output as fake, the target as real (notebook 03)."""
+    """Per-image scores of the model's output (denormalised, clamped) and of bicubic upsampling of its input, each
+    against the target, over a loader of pairs (default: validation; a shuffling one raises ``ValueError``) (notebook
+    05): ``psnr_*``, ``ssim_*`` (``_model``, ``_bicubic``); ``with_sharpness``: ``sharpness_*`` of model, bicubic and
+    target (notebook 03); ``with_color``: ``deltae_*``, ``colorfulness_*`` (notebook 07, "bicubic" the gray input);
+    ``keep_luminance``: the output's chroma on the input's luminance (notebook 07); ``regions`` ({name: (left, top,
+    right, bottom)} input pixels): ``psnr_region_*``; ``critic``: ``critic_right`` (notebook 03)."""
     dl = learn.data.valid_dl.full() if dl is None else dl
     if dl.shuffle:
         raise ValueError("image_scores needs a validation loader: a training loader cuts random windows")
@@ -155,8 +146,7 @@ def image_scores(learn, dl=None, with_sharpness: bool = False, with_color: bool 
 
 
 def sharpness(images: torch.Tensor) -> torch.Tensor:
-    """Variance of the 3x3 Laplacian (no padding) of each image's luminance (N, 3, H, W) in [0, 1] -> (N,):
-    fine detail, which PSNR does not reward; a blurred photo scores lower (notebook 03)."""
+    """Variance of the unpadded 3x3 Laplacian of each image's luminance (N, 3, H, W) in [0, 1] -> (N,) (notebook 03)."""
     import kornia.color
     gray = kornia.color.rgb_to_grayscale(images.float())  # BT.601: 0.299 R + 0.587 G + 0.114 B
     lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=images.device).view(1, 1, 3, 3)
@@ -164,9 +154,8 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
 
 
 def colorfulness(images: torch.Tensor) -> torch.Tensor:
-    """Hasler and Süsstrunk's colorfulness (2003) of each image (N, 3, H, W) in [0, 1] -> (N,), on a 0-255
-    scale: ``sqrt(std_rg² + std_yb²) + 0.3 * sqrt(mean_rg² + mean_yb²)``, rg = R - G, yb = (R + G) / 2 - B. Gray
-    scores 0; about 33 is "moderately", 59 "quite" colourful (notebook 07)."""
+    """Hasler and Süsstrunk's colorfulness of each image (N, 3, H, W) in [0, 1] -> (N,), 0-255 scale; gray scores 0,
+    about 33 is "moderately", 59 "quite" colourful (notebook 07)."""
     r, g, b = (images.float() * 255).unbind(1)
     rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
     std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
@@ -175,8 +164,7 @@ def colorfulness(images: torch.Tensor) -> torch.Tensor:
 
 
 def delta_e(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean CIE76 ΔE per image (N, 3, H, W) in [0, 1] -> (N,): the distance in CIE Lab (D65, kornia's)
-    averaged over pixels; about 2.3 is just noticeable (notebook 07)."""
+    """Mean CIE76 ΔE (Lab, D65) per image (N, 3, H, W) in [0, 1] -> (N,); about 2.3 is just noticeable (notebook 07)."""
     import kornia.color
     return (kornia.color.rgb_to_lab(pred.float())
             - kornia.color.rgb_to_lab(target.float())).norm(dim=1).flatten(1).mean(1)
@@ -189,8 +177,7 @@ def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two sets of embeddings (N, D), FID's formula
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``, by eigen-decompositions (notebook 04)."""
+    """Fréchet distance (FID's formula) between Gaussians fitted to two sets of embeddings (N, D) (notebook 04)."""
     a, b = a.double(), b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
@@ -201,6 +188,5 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def thumbnails(images: torch.Tensor, grid: int = 8) -> torch.Tensor:
-    """Images (N, C, H, W) -> (N, C * grid * grid), each averaged down to a ``grid`` x ``grid`` thumbnail: a
-    fixed feature space for ``frechet_distance`` that needs no trained network (notebook 04)."""
+    """Images (N, C, H, W) -> (N, C * grid * grid) thumbnails, fixed features for ``frechet_distance`` (notebook 04)."""
     return F.adaptive_avg_pool2d(images.float(), grid).flatten(1).cpu()
