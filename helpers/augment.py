@@ -1,7 +1,5 @@
-"""Windows cut from a whole batch of photos at once, with fastai v1's ``get_transforms`` applied jointly to input and
-target (notebook 05; reused by notebooks 03 and 07). ``cut`` traces each output pixel back through flip, warp, rotation
-and window to its photo (reflected at that photo's edges) in one ``grid_sample``, k x k samples per pixel when
-shrinking, as ``roi_align`` does. Input and target are cut with the same ``Params``, so they stay aligned."""
+"""Windows cut from a whole batch of photos at once, fastai v1's ``get_transforms`` applied jointly to input and target
+(notebook 05; reused by notebooks 03 and 07)."""
 from __future__ import annotations
 
 import math
@@ -106,8 +104,7 @@ def _homographies(warp: torch.Tensor) -> torch.Tensor:
 
 
 def _matrices(params: Params, sizes: torch.Tensor) -> torch.Tensor:
-    """(n, 3, 3) maps from output coordinates in [-1, 1] to photo pixels (edges at whole numbers): flip, warp,
-    rotation, then the window."""
+    """(n, 3, 3) maps from output coordinates in [-1, 1] to photo pixels: flip, warp, rotation, then the window."""
     n = len(sizes)
     flip = torch.eye(3).repeat(n, 1, 1)
     flip[:, 0, 0] = 1 - 2 * params.flip.float()
@@ -148,10 +145,8 @@ CPU_CHUNK_ELEMENTS = 4 << 20
 
 
 def cut(stack: PhotoStack, idx: torch.Tensor, params: Params, size: int) -> torch.Tensor:
-    """The windows of photos ``idx`` that ``params`` describe (flip, warp, rotation, box; no lighting), each
-    resampled to ``size`` x ``size``: float (n, C, size, size) in [0, 255] on the stack's device (notebook 05).
-    A window over ``size`` pixels is sampled ``k = ceil(largest window / size)`` (at most 4) times finer and
-    averaged over k x k blocks, as ``roi_align`` does; a CPU works in chunks (``CPU_CHUNK_ELEMENTS``)."""
+    """The windows of photos ``idx`` that ``params`` describe (no lighting), resampled to ``size`` x ``size``: float
+    (n, C, size, size) in [0, 255] on the stack's device (notebook 05); shrinking averages k x k samples (k <= 4)."""
     idx = torch.as_tensor(idx).long().cpu()
     sizes, transposed = stack.sizes[idx], stack.transposed[idx]
     box_px = ((params.boxes[:, 2] - params.boxes[:, 0]) * sizes[:, 1]).max().item()
@@ -170,7 +165,7 @@ def cut(stack: PhotoStack, idx: torch.Tensor, params: Params, size: int) -> torc
 
 def lighting(x: torch.Tensor, params: Params) -> torch.Tensor:
     """fastai's brightness and contrast on images (n, C, H, W) in [0, 1]: ``sigmoid((logit(x) + logit(b)) * c)``
-    for the items that have either; the others are returned as they are (notebook 05)."""
+    (notebook 05)."""
     b, c = params.brightness.to(x.device), params.contrast.to(x.device)
     changed = (b != 0.5) | (c != 1)
     if not bool(changed.any()):

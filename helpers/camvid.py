@@ -1,6 +1,5 @@
-"""CamVid as published with SegNet: paired frames and masks, joint transforms, loaders (notebook 02). 360×480 frames;
-masks hold 0-10 for the 11 classes and 11 for void. 367 train, 101 val and 233 test images, in ``train/``, ``val/``,
-``test/``, their masks in ``trainannot/``, ``valannot/``, ``testannot/``."""
+"""CamVid as SegNet published it (notebook 02): 360×480 frames in ``train/``, ``val/``, ``test/`` (367, 101, 233), masks
+(0-10 the 11 classes, 11 void) in ``trainannot/``, ``valannot/``, ``testannot/``; joint transforms, loaders."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,9 +39,8 @@ def decode_masks(masks: list[Path]) -> torch.Tensor:
 
 def joint_transform(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], flip: bool,
                     crop: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize frames (bilinear, antialiased) and masks (nearest) to ``size`` (notebook 02); with ``crop`` (e.g.
-    0.7), first cut each frame and its mask to one random window of side fraction ``U(crop, 1)``; with ``flip``,
-    mirror a random half of the batch, frame and mask together."""
+    """Resize frames (bilinear, antialiased) and masks (nearest) to ``size`` (notebook 02), after, with ``crop``, one
+    random window of side fraction ``U(crop, 1)``; ``flip`` mirrors a random half of the batch."""
     if crop is not None:
         h, w = x.shape[-2:]
         xs, ys = [], []
@@ -92,9 +90,8 @@ class SegLoader(TensorLoader):
 
 def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "val", max_batches: int | None = None,
                 valid_batches: int | None = None, crop: float | None = 0.7) -> DataBunch:
-    """Train / ``valid`` loaders at ``size``, ImageNet-normalised, training batches randomly cropped (side fraction
-    ``crop``..1) and flipped (notebook 02). ``max_batches`` caps the training batches per epoch, ``valid_batches``
-    the validation batches scored after each (spread over the set); the profile may cap the training items."""
+    """Train / ``valid`` loaders at ``size``, ImageNet-normalised, training batches randomly cropped (``crop``) and
+    flipped (notebook 02); ``max_batches`` / ``valid_batches`` cap the batches per epoch (validation: spread)."""
     prof = config.profile()
     tx, tmasks = pairs(path, "train")
     vx, vmasks = pairs(path, valid)

@@ -17,8 +17,7 @@ class RenderOutOfMemoryError(RuntimeError):
 
 
 def grayscale(src: Path | str, dest: Path | str, quality: int = 75) -> None:
-    """Save a photo gray, as DeOldify's training input: ``convert('LA').convert('RGB')``, at ``quality`` (75:
-    PIL's JPEG default, as DeOldify's ``img.save(dest)``) (notebook 07)."""
+    """Save a photo gray as DeOldify's training input, ``convert('LA')``, JPEG ``quality`` (notebook 07)."""
     with Image.open(src) as img:
         img.convert("LA").convert("RGB").save(dest, quality=quality)
 
@@ -51,9 +50,8 @@ def render_size(render_factor: int) -> int:
 
 @torch.no_grad()
 def colorize(learn, photo: torch.Tensor, render_factor: int = 35) -> torch.Tensor:
-    """A photo (3, H, W) in [0, 1] colorized as DeOldify does: squared to ``render_size(render_factor)``, through the
-    generator, resized back and given the photo's luminance; returns (3, H, W) in [0, 1] on the CPU (notebook 07).
-    Out of memory raises ``RenderOutOfMemoryError`` naming a smaller factor."""
+    """A photo (3, H, W) in [0, 1] colorized as DeOldify does at ``render_factor``; (3, H, W) in [0, 1] on the CPU
+    (notebook 07). Out of memory raises ``RenderOutOfMemoryError`` naming a smaller factor."""
     import kornia.color
     side = render_size(render_factor)
     luma = kornia.color.rgb_to_grayscale(photo.float()) if photo.shape[0] == 3 else photo.float()  # BT.601, as PIL's "L"

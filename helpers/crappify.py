@@ -1,9 +1,4 @@
-"""The lesson's ``crappify``: small, blocky, numbered copies of photos for a generator to repair. Introduced in
-notebook 03 (superres-gan)::
-
-    crappify_folder(path_hr, path_lr)   # the lesson's parallel(crappify, il.items)
-    stamp_boxes(path_lr)                # where each number was drawn: scored apart
-"""
+"""The lesson's ``crappify``: small, blocky, numbered copies of photos for a generator to repair (notebook 03)."""
 from __future__ import annotations
 
 import random
@@ -17,9 +12,8 @@ QUALITY = (10, 70)  # the lesson's random.randint(10, 70): both ends included
 
 
 def crappify(src: Path | str, dest: Path | str, seed: int = 42, key: str | None = None, size: int = 96) -> dict:
-    """Save ``src`` as the lesson's crappy JPEG ``dest`` (shorter side ``size`` px, quality ``q`` in 10..70, ``q``
-    written in white in the top-left quarter); returns ``{"quality": q, "box": [left, top, right, bottom]}``
-    (notebook 03). Draws come from ``random.Random(f"{seed}:{key}")``; ``key`` defaults to the file name."""
+    """Save ``src`` as the lesson's crappy JPEG ``dest`` (shorter side ``size``, quality ``q`` in 10..70 written in the
+    top-left quarter); returns ``{"quality": q, "box": [l, t, r, b]}``, seeded by ``seed`` and ``key`` (notebook 03)."""
     rng = random.Random(f"{seed}:{key or Path(src).name}")
     with Image.open(src) as img:
         img = img.convert("RGB").resize(short_side_size(*img.size, size), Image.BILINEAR)
@@ -33,8 +27,7 @@ def crappify(src: Path | str, dest: Path | str, seed: int = 42, key: str | None 
 
 def crappify_folder(src: Path | str, dest: Path | str, seed: int = 42, size: int = 96,
                     workers: int | None = None) -> Path:
-    """A crappified copy of every image below ``src``, same relative paths, in ``dest``; returns ``dest`` (notebook
-    03). Built (in parallel, reused when up to date) by ``derive_folder``; bad images raise ``ImageDecodeError``."""
+    """A crappified copy of every image below ``src`` in ``dest`` (``derive_folder``); returns it (notebook 03)."""
     src = Path(src)
     return derive_folder(src, dest, lambda s, d: crappify(s, d, seed, s.relative_to(src).as_posix(), size),
                          {"recipe": "crappify", "size": size, "quality": list(QUALITY), "seed": seed},
@@ -42,6 +35,6 @@ def crappify_folder(src: Path | str, dest: Path | str, seed: int = 42, size: int
 
 
 def stamp_boxes(path_lr: Path | str) -> dict[str, tuple[int, int, int, int]]:
-    """{path: (left, top, right, bottom)}, right/bottom exclusive, of each number drawn by ``crappify_folder``
+    """{path: (left, top, right, bottom), right/bottom exclusive} of the numbers ``crappify_folder`` drew
     (notebook 03)."""
     return {k: tuple(v["box"]) for k, v in derived_items(path_lr, "crappify_folder").items()}

@@ -1,9 +1,4 @@
-"""Writing files and folders so that nothing half-written is ever found: to a temporary name beside the
-destination, renamed into place only when complete.
-
-Introduced in notebook 01 (resnet-mnist): the decoded-images cache, saved models and results records use
-``atomic_write``; derived folders (notebook 05) and extracted datasets use ``building``.
-"""
+"""Files and folders written under a temporary name and renamed into place when complete (notebook 01)."""
 from __future__ import annotations
 
 import os
@@ -15,8 +10,8 @@ from typing import Callable
 
 
 def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
-    """``write(tmp)`` to a temporary file beside ``path`` (named with this process's id), then rename it to
-    ``path``; on any error the temporary file is removed and ``path`` is untouched (notebook 01)."""
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``; on error ``path`` is untouched
+    (notebook 01)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -30,8 +25,7 @@ def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
 
 @contextmanager
 def building(dest: Path | str):
-    """Yield a fresh temporary folder beside ``dest``; when the block ends without an error it replaces
-    ``dest`` (an older ``dest`` goes), otherwise it is removed and ``dest`` stays as it was (notebook 05)."""
+    """Yield a temporary folder beside ``dest`` replacing ``dest`` if the block succeeds, else removed (notebook 05)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))

@@ -1,8 +1,5 @@
-"""Derived folders: a copy of every photo of a folder, each made by one function, built in parallel and
-atomically, reused only when complete and made the same way (notebook 05; notebooks 03 and 07 too)::
-
-    resize_folder(path_hr, path_lr, 96)
-"""
+"""Derived folders: every photo of a folder remade by one function, in parallel and atomically, reused when complete
+and made the same way (notebook 05; notebooks 03 and 07 too)."""
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +19,7 @@ from helpers.photos import raise_failures, short_side_size
 from helpers.progress import progress_bar
 
 def resize_one(src: Path | str, dest: Path | str, size: int, quality: int = 60) -> None:
-    """Save ``src`` as ``dest``, RGB, shorter side ``size`` px (bilinear, aspect kept, enlarged if smaller), JPEG
-    ``quality`` (notebook 05)."""
+    """Save ``src`` as ``dest``, RGB JPEG ``quality``, shorter side ``size`` (bilinear, aspect kept) (notebook 05)."""
     with Image.open(src) as img:
         img.convert("RGB").resize(short_side_size(*img.size, size), Image.BILINEAR).save(dest, quality=quality)
 
@@ -38,12 +34,10 @@ def _make_or_error(make_one: Callable[[Path, Path], object], src: Path, dest: Pa
 
 def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, Path], object], params: dict,
                   maker: str, desc: str, what: str, workers: int | None = None) -> Path:
-    """``make_one(src_file, dest_file)`` for every image below ``src``, at the same relative paths in ``dest``;
-    returns ``dest``. The machinery of ``resize_folder`` (notebook 05) and ``crappify_folder`` (notebook 03). Built by
-    threads (progress bar ``desc``) in a temporary folder renamed into place when complete, with a marker
-    ``.<maker>.json`` holding ``params``, the source files and, under ``"items"``, what ``make_one`` returned when not
-    None (``derived_items``). A ``dest`` whose marker matches is reused, one by ``maker`` with other parameters is
-    rebuilt, any other raises ``FileExistsError``. Failures are all reported by path (``ImageDecodeError``)."""
+    """``make_one(src_file, dest_file)`` for every image below ``src``, same relative paths in ``dest``; returns it
+    (notebooks 05, 03). Built by threads (bar ``desc``) in a temporary folder, with a marker ``.<maker>.json`` of
+    ``params``, sources and non-None results (``derived_items``); a matching ``dest`` is reused, one by ``maker`` with
+    other parameters rebuilt, any other raises ``FileExistsError``; failures raise ``ImageDecodeError``."""
     src, dest = Path(src), Path(dest)
     items = ImageList.from_folder(src).items
     names = hashlib.sha1()
@@ -73,8 +67,8 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
 
 
 def derived_items(dest: Path | str, maker: str) -> dict:
-    """What ``make_one`` returned for each file (by relative path) when ``maker`` built ``dest``, e.g. where
-    ``crappify`` stamped its number; ``FileNotFoundError`` if ``maker`` did not build it (notebook 03)."""
+    """What ``make_one`` returned per file (relative path) when ``maker`` built ``dest``; ``FileNotFoundError`` if it
+    did not (notebook 03)."""
     marker = Path(dest) / f".{maker}.json"
     if not marker.is_file():
         raise FileNotFoundError(f"{dest} was not made by {maker} (no {marker.name})")
@@ -82,8 +76,7 @@ def derived_items(dest: Path | str, maker: str) -> dict:
 
 
 def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 60, workers: int | None = None) -> Path:
-    """A copy of every image below ``src`` with its shorter side ``size`` px (``resize_one``), at the same
-    relative paths in ``dest``, made (or reused) by ``derive_folder``; returns ``dest`` (notebook 05)."""
+    """A copy of every image below ``src``, shorter side ``size``, in ``dest``; returns it (notebook 05)."""
     return derive_folder(src, dest, lambda s, d: resize_one(s, d, size, quality),
                          {"size": size, "quality": quality, "resample": "bilinear"}, "resize_folder",
                          f"resizing to {size} px", "resized", workers)

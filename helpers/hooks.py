@@ -1,11 +1,9 @@
-"""Forward hooks that keep what some modules output and always come off again (fastai v1's ``hook_outputs``), and
-the model summary. Introduced in notebook 02 (U-Net cross connections); notebook 05 builds the feature loss on them::
+"""Forward hooks keeping module outputs (fastai v1's ``hook_outputs``), and the model summary (notebook 02; notebook
+05's feature loss)::
 
     with Hooks([model[2], model[5]], detach=False) as hooks:
         model(x)
         a, b = hooks.stored
-
-Hooks are ``StoreOutput`` objects, not closures, so a hooked model can be deep-copied and saved whole.
 """
 from __future__ import annotations
 
@@ -16,8 +14,7 @@ from torch import nn
 
 
 class StoreOutput:
-    """A forward hook putting a module's output in ``stored[i]`` (detached if ``detach``); it holds only ``stored``,
-    never the ``Hooks``, so a module that outlives its ``Hooks`` does not keep them alive (notebook 02)."""
+    """A forward hook putting a module's output in ``stored[i]`` (detached if ``detach``) (notebook 02)."""
 
     def __init__(self, stored: list, i: int, detach: bool):
         self.stored, self.i, self.detach = stored, i, detach
@@ -27,9 +24,8 @@ class StoreOutput:
 
 
 class Hooks:
-    """Forward hooks on ``modules`` keeping each one's latest output in ``stored`` (notebook 02); ``detach=False``
-    keeps the autograd graph, so a loss on them reaches the model. ``remove()``, the end of a ``with`` block or
-    deleting the object takes the hooks off."""
+    """Forward hooks on ``modules`` keeping each latest output in ``stored`` (notebook 02); ``detach=False`` keeps the
+    graph. ``remove()``, leaving a ``with`` block or deletion takes them off."""
 
     def __init__(self, modules: Sequence[nn.Module], detach: bool = True):
         self.stored: list = [None] * len(modules)
@@ -68,8 +64,8 @@ class Hooks:
 
 
 def model_summary(model: nn.Module, xb: torch.Tensor) -> str:
-    """Each leaf layer's type, output shape (without the batch dim), parameters and whether they train,
-    from one forward pass of ``xb``, then the totals, as fastai's ``learn.summary()`` (notebook 01)."""
+    """fastai's ``learn.summary()``: each leaf layer's type, output shape, parameters and trainability, from ``xb``,
+    then totals (notebook 01)."""
     rows, handles = [], []
 
     def hook(module, _inp, out):

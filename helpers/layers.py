@@ -12,10 +12,9 @@ NORMS = (None, "batch", "weight", "spectral", "spectral+batch")  # what ``conv_l
 def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
                bias: bool | None = None, norm: str | None = "batch", use_activ: bool = True,
                leaky: float | None = None, transpose: bool = False, self_attention: bool = False) -> nn.Sequential:
-    """Conv2d -> ReLU (or ``LeakyReLU(leaky)``) -> BatchNorm2d -> optional ``SelfAttention(nf)``, kaiming-normal
-    init, as fastai v1's ``conv_layer`` (notebook 01). ``norm`` (else ValueError): ``"batch"`` (default; no conv
-    bias), ``None`` (zero bias), ``"weight"`` / ``"spectral"`` (normalised conv with a bias, no BatchNorm) or
-    ``"spectral+batch"`` (as DeOldify); ``bias`` overrides. ``transpose``: a ``ConvTranspose2d``, padding 0."""
+    """fastai v1's ``conv_layer``: Conv2d -> ReLU (``LeakyReLU(leaky)``) -> BatchNorm2d -> optional ``SelfAttention``,
+    kaiming init (notebook 01). ``norm``: ``"batch"`` (default, no bias), ``None``, ``"weight"`` / ``"spectral"`` (no
+    BatchNorm) or ``"spectral+batch"``, else ValueError; ``bias`` overrides; ``transpose``: ``ConvTranspose2d``."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     batch = norm in ("batch", "spectral+batch")
@@ -119,8 +118,7 @@ def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_featur
 
 
 def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_layers: int = 0) -> nn.Sequential:
-    """DCGAN critic: images (bs, n_channels, in_size, in_size) -> one score per image, shape (bs,) (notebook 04).
-    The lesson's ``AvgFlatten`` averaged them (shape [1]); the losses take the mean, so the values are the same."""
+    """DCGAN critic: images (bs, n_channels, in_size, in_size) -> one score per image, shape (bs,) (notebook 04)."""
     if in_size < 8 or in_size & (in_size - 1):
         raise ValueError(f"in_size must be a power of 2 >= 8, got {in_size}")
     layers: list[nn.Module] = [conv_layer(n_channels, n_features, 4, 2, 1, norm=None, leaky=0.2)]

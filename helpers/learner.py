@@ -1,12 +1,6 @@
-"""``Learner``: model + data + loss, trained with one-cycle, with lr_find, freezing, validation and
-prediction.
-
-Introduced in notebook 01 (resnet-mnist). Semantics follow fastai v1 as the lesson used it: AdamW with
-betas (0.9, 0.99) and decoupled weight decay 1e-2, ``fit_one_cycle`` with cosine warm-up / annealing of
-the learning rate and momentum cycling 0.95 -> 0.85 -> 0.95 (torch's ``OneCycleLR``), and ``lr_find``'s
-exponential sweep that restores the weights afterwards. A fresh optimizer is made for every ``fit*``.
-The loop itself is ``helpers.loop``'s, shared with ``GANLearner``.
-"""
+"""``Learner``: model + data + loss, as fastai v1 (notebook 01): AdamW betas (0.9, 0.99), weight decay 1e-2,
+``fit_one_cycle`` (torch's ``OneCycleLR``, momentum 0.95 -> 0.85 -> 0.95), ``lr_find``, freezing, validation and
+prediction; a fresh optimizer for every ``fit*``; the loop is ``helpers.loop``'s."""
 from __future__ import annotations
 
 import copy
@@ -25,9 +19,8 @@ from helpers.recorder import Recorder
 
 
 class Learner(BaseLearner):
-    """Model + data + loss + optimizer settings, and the loop that trains them (notebook 01). ``metrics``
-    are functions ``(pred, target) -> tensor``; a loss that reports its parts (``metric_names``, values in
-    ``metrics``, as ``FeatureLoss``) adds them as validation columns, as the lesson's ``LossMetrics``."""
+    """Model + data + loss + optimizer settings, and the loop that trains them (notebook 01). ``metrics``: functions
+    ``(pred, target) -> tensor``; a loss's ``metric_names`` / ``metrics`` add validation columns (``LossMetrics``)."""
 
     def __init__(self, data, model: nn.Module, loss_func: Callable, metrics: Sequence[Callable] | Callable = (),
                  wd: float = 1e-2, betas: tuple[float, float] = (0.9, 0.99),
@@ -122,8 +115,8 @@ class Learner(BaseLearner):
         self._run(epochs, opt, sched)
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True) -> None:
-        """LR range test: raise the lr exponentially each batch, record the smoothed loss, stop when it
-        diverges, then put the weights back. Plot with ``recorder.plot()`` (notebook 01)."""
+        """LR range test: exponential lr per batch, smoothed loss recorded, stop on divergence, weights restored; plot
+        with ``recorder.plot()`` (notebook 01)."""
         num_it = config.smoke_cap(num_it, config.SMOKE_LR_FIND_ITS)
         state = copy.deepcopy(self.model.state_dict())
         opt = self.create_opt(start_lr)
@@ -190,8 +183,7 @@ class Learner(BaseLearner):
         return (totals / count).tolist()
 
     def get_preds(self, dl=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions and targets over ``dl`` (the validation set), on the CPU, in ``dl.indices()`` order
-        (notebook 01)."""
+        """Predictions and targets over ``dl`` (default: validation), on the CPU, ``dl.indices()`` order (notebook 01)."""
         dl = self.data.valid_dl if dl is None else dl
         preds, targs = [], []
         self._reset_model()

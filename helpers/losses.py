@@ -1,6 +1,5 @@
-"""Losses beyond torch's own: flattened cross-entropy (notebook 06), Wasserstein (notebook 04), adaptive
-(patch-map, notebook 03) and the feature (perceptual) loss (notebook 05). A loss with ``metric_names`` and a
-``metrics`` dict gets them shown as extra validation columns by ``Learner`` (the lesson's ``LossMetrics``)."""
+"""Losses beyond torch's: flattened cross-entropy (notebook 06), Wasserstein (notebook 04), adaptive (notebook 03),
+feature loss (notebook 05); ``metric_names`` / ``metrics`` become validation columns."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -50,11 +49,9 @@ def gram_matrix(x: torch.Tensor) -> torch.Tensor:
 
 
 class FeatureLoss(nn.Module):
-    """Perceptual loss of the lesson's super-resolution (notebook 05), and DeOldify's (notebook 07):
-    ``base_loss(p, t) + sum(w_i * base_loss(f_i(p), f_i(t))) + sum(gram_weight * w_i**2 * base_loss(gram(f_i(p)),
-    gram(f_i(t))))``, ``f_i`` layer ``layer_ids[i]`` of the frozen ``m_feat``, ``p`` and ``t`` ImageNet-normalised.
-    Defaults: the lesson's (VGG16-bn, L1); DeOldify's weights are (20, 70, 10), ``gram_weight=None``. ``metrics``
-    holds each part after a call. ValueError on bad ``layer_ids`` / ``layer_wgts``."""
+    """Perceptual loss of the lesson (notebook 05) and DeOldify (notebook 07): pixel ``base_loss`` plus weighted
+    ``base_loss`` of frozen ``m_feat`` layers ``layer_ids`` (and their Gram matrices, ``gram_weight``), inputs
+    ImageNet-normalised; ``metrics`` holds each part. ValueError on bad ``layer_ids`` / ``layer_wgts``."""
 
     def __init__(self, m_feat: nn.Sequential, layer_ids: Sequence[int] = (22, 32, 42),
                  layer_wgts: Sequence[float] = (5, 15, 2), gram_weight: float | None = 5e3,

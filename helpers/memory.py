@@ -29,9 +29,8 @@ def gpu_mem_free() -> int:
 
 
 def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) -> int:
-    """Batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01): ``table``
-    maps "at least this many free MB" to a batch size (the smallest if none fits); without CUDA, ``default``. A
-    smoke run takes at most ``SMOKE_BS``: its batches check shapes and paths, not speed."""
+    """Batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01): ``table`` maps
+    free MB to a batch size (the smallest if none fits); no CUDA: ``default``; a smoke run: at most ``SMOKE_BS``."""
     free = gpu_mem_free()
     if not torch.cuda.is_available():
         bs, why = default, "no GPU"
@@ -46,8 +45,7 @@ def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) ->
 
 
 def experiment(cell_logger: bool = False):
-    """Start an ipyexperiments report (GPU or CPU flavour); ``exp = None`` prints what the cells since used (notebook
-    01). ``cell_logger`` is off by default: its busy-polling thread slowed notebook 01 from 2 to 15+ minutes."""
+    """Start an ipyexperiments report (GPU or CPU); ``exp = None`` prints the usage since (notebook 01)."""
     if torch.cuda.is_available():
         from ipyexperiments import IPyExperimentsPytorch
         return IPyExperimentsPytorch(cl_enable=cell_logger)

@@ -1,8 +1,5 @@
-"""Photos of any size decoded once, in parallel threads, into one padded uint8 tensor (``PhotoStack``), and
-``read_image``, the project's one image reader. Introduced in notebook 05; notebook 04 cuts ``random_squares``. The
-stack is (N, C, S, L), S the largest short side, L the largest long side: portraits are stored transposed, and the
-padding mirrors each photo at its edges, as fastai's ``padding_mode='reflection'``. Sizes are read from the headers
-first, so the peak memory is the stack itself."""
+"""Photos decoded once, in parallel, into one padded uint8 tensor (``PhotoStack``), and ``read_image``, the one image
+reader (notebook 05; notebook 04 cuts ``random_squares``)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +33,8 @@ def shrunk_size(w: int, h: int, short_side: int | None) -> tuple[int, int]:
 
 def read_image(path: Path | str, mode: str = "RGB", size: tuple[int, int] | None = None,
                draft: bool = False) -> np.ndarray:
-    """One image file as uint8 (C, H, W) in PIL's ``mode``, resized (bilinear) to ``size`` (width, height) if
-    given; ``draft`` lets a JPEG decode at a reduced scale first, for big shrinks (LSUN, notebook 04) (notebook 01)."""
+    """One image file as uint8 (C, H, W) in PIL's ``mode``, resized (bilinear) to ``size`` (width, height) if given;
+    ``draft`` lets a JPEG decode at reduced scale (notebook 04) (notebook 01)."""
     with Image.open(path) as img:
         if draft and size is not None:
             img.draft(mode, size)
@@ -49,8 +46,7 @@ def read_image(path: Path | str, mode: str = "RGB", size: tuple[int, int] | None
 
 
 def raise_failures(bad: list[str], total: int, what: str) -> None:
-    """Raise ``ImageDecodeError`` listing the failures ``bad`` (``"<path>: <error>"``, the first 20 shown) of
-    ``total`` images that could not be ``what``; nothing when ``bad`` is empty (notebook 01)."""
+    """Raise ``ImageDecodeError`` listing ``bad`` (``"<path>: <error>"``) of ``total``; none if empty (notebook 01)."""
     if bad:
         shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise ImageDecodeError(f"{len(bad)} of {total} image(s) could not be {what}; "
@@ -65,8 +61,8 @@ def _mirror(i: torch.Tensor, length: int) -> torch.Tensor:
 
 @dataclass
 class PhotoStack:
-    """N photos (C, h_i, w_i) in one padded uint8 tensor ``data`` (N, C, S, L); ``sizes`` (N, 2) holds each
-    photo's (h, w) and ``transposed`` (N,) whether it is stored as (w, h), both on the host (notebook 05)."""
+    """N photos (C, h_i, w_i) in one padded uint8 ``data`` (N, C, S, L), portraits transposed; host ``sizes`` (N, 2)
+    (h, w) and ``transposed`` (N,) (notebook 05)."""
 
     data: torch.Tensor
     sizes: torch.Tensor
@@ -75,8 +71,8 @@ class PhotoStack:
     @classmethod
     def decode(cls, paths: Sequence[Path | str], mode: str = "RGB", short_side: int | None = None,
                draft: bool = False, device: torch.device | None = None, workers: int | None = None) -> "PhotoStack":
-        """Decode ``paths`` (short side at most ``short_side``, ``draft`` as ``read_image``) into one stack on
-        ``device`` (host memory pinned if CUDA exists); failures all named (``ImageDecodeError``) (notebook 05)."""
+        """Decode ``paths`` (``short_side``, ``draft`` as ``read_image``) into one stack on ``device``; failures named
+        (``ImageDecodeError``) (notebook 05)."""
         paths = [Path(p) for p in paths]
         sizes, bad = [], []
         for p in paths:  # headers only: the sizes, before any pixel is decoded
@@ -153,8 +149,8 @@ class PhotoStack:
 
 
 def random_squares(stack: PhotoStack, idx: torch.Tensor, size: int, generator: torch.Generator | None = None):
-    """A ``size`` x ``size`` square of each photo ``idx`` at a random place, zero-padded (centred) where a photo is
-    smaller, as ``rand_pad`` crops MNIST: uint8 (n, C, size, size), portraits upright (notebook 04)."""
+    """A ``size`` square of each photo ``idx`` at random, zero-padded (centred) if smaller: uint8 (n, C, size, size),
+    portraits upright (notebook 04)."""
     idx = torch.as_tensor(idx).long().cpu()
     dev = stack.data.device
     sizes, tr = stack.sizes[idx], stack.transposed[idx]

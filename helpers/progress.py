@@ -1,6 +1,4 @@
-"""Progress bars for long steps and the per-epoch table (notebook 01). ``HELPERS_PROGRESS``: ``auto`` (Jupyter: HTML
-redrawn in place, as fastprogress does, never a widget; else ``text``), ``text`` (tqdm bars on stdout, the table a row
-at a time) or ``none`` (no bars, the table a row at a time: what ``make run`` stores)."""
+"""Progress bars and the per-epoch table (notebook 01); ``HELPERS_PROGRESS``: ``auto``, ``text`` or ``none``."""
 from __future__ import annotations
 
 import html
@@ -56,8 +54,7 @@ def _amount(n: float, unit: str) -> str:
 
 
 class Progress:
-    """A bar over ``total`` steps (or bytes, ``unit="B"``), moved by ``update(n)``, ended by ``close()`` or a
-    ``with`` block (notebook 01); in Jupyter a finished bar leaves one line: what was done, in how long."""
+    """A bar over ``total`` steps (bytes: ``unit="B"``), ``update(n)``, ``close()`` or ``with`` (notebook 01)."""
 
     def __init__(self, total: int | None, desc: str = "", unit: str = "it"):
         self.total, self.desc, self.unit, self.done = total, desc, unit, 0
@@ -111,8 +108,7 @@ def progress_bar(iterable: Iterable, total: int | None = None, desc: str = "") -
 
 
 class EpochTable:
-    """The per-epoch table of a fit: epoch, losses, metrics, time (notebook 01). Printed a row at a time, or in
-    Jupyter one display with the current epoch's bar, redrawn in place and ending with the total time."""
+    """The per-epoch table of a fit: epoch, losses, metrics, time (notebook 01)."""
 
     def __init__(self, names: Sequence[str]):
         self.names = ["epoch", *names, "time"]

@@ -21,8 +21,8 @@ class Recorder:
         self.train_seconds = 0.0
 
     def plot(self, skip_start: int = 10, skip_end: int = 5) -> None:
-        """Loss against learning rate from ``lr_find`` (log x), less the first ``skip_start`` and last ``skip_end``
-        of 100 points (proportionally fewer if shorter), the lowest loss and steepest fall marked (notebook 01)."""
+        """``lr_find``'s loss against lr (log x), less ``skip_start`` / ``skip_end`` points, minimum and steepest fall
+        marked (notebook 01)."""
         if len(self.lrs) < 100:
             skip_start, skip_end = (round(k * len(self.lrs) / 100) for k in (skip_start, skip_end))
         end = len(self.lrs) - skip_end if len(self.lrs) > skip_start + skip_end else len(self.lrs)
@@ -82,8 +82,7 @@ class GANRecorder:
         self.train_seconds = 0.0
 
     def plot_losses(self) -> None:
-        """Raw generator and critic losses against their own batch counts; "no ... batches" where
-        there are none (notebook 04)."""
+        """Raw generator and critic losses against their own batch counts (notebook 04)."""
         fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
         for ax, losses, name, colour in zip(axes, (self.gen_losses, self.crit_losses), ("generator", "critic"),
                                             ("C0", "C1")):

@@ -37,8 +37,8 @@ class Results:
         self.metrics.update({k: round(float(v), 6) for k, v in metrics.items()})
 
     def check(self, **floors: float) -> None:
-        """Record ``checks``; a metric below its floor, missing, NaN or infinite saves the record marked failed and
-        raises AssertionError. A smoke run records the floors (``passed``: None) without checking (notebook 01)."""
+        """Record ``checks``; a metric below its floor, missing or not finite saves the record failed and raises
+        AssertionError; a smoke run records the floors unchecked (notebook 01)."""
         floors = {k: float(f) for k, f in floors.items()}
         if config.smoke():
             self.checks = {"passed": None, "floors": {**(self.checks or {}).get("floors", {}), **floors}}

@@ -130,8 +130,8 @@ def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, fi
 
 
 def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8)) -> None:
-    """Image, true mask and predicted mask (titled with its pixel accuracy over non-void pixels) of
-    validation frames spread over the video (neighbours look alike) (notebook 02)."""
+    """Image, true and predicted mask (titled with its non-void pixel accuracy) of validation frames spread over the
+    video (notebook 02)."""
     import math
     dl = learn.data.valid_dl
     x, y = dl.batch(spread(dl.n_items, rows))
@@ -155,8 +155,8 @@ def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8
 
 
 def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None:
-    """A confusion matrix (true rows, predicted columns) as a picture, each row as shares of that class's
-    pixels, written in the cells; an extra last column is "void (predicted)" (notebook 02)."""
+    """A confusion matrix as a picture, rows as shares of each true class's pixels; an extra last column is "void
+    (predicted)" (notebook 02)."""
     plt = pyplot()
     share = cm.double() / cm.sum(1, keepdim=True).clamp(min=1)
     cols = list(classes) + ["void (predicted)"] * (cm.shape[1] - len(classes))
@@ -187,8 +187,7 @@ def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = Fals
 
 
 def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
-    """One training batch of ``helpers.imagedata.critic_data``, a photo's generated picture next to its real
-    one, titled with their labels: the lesson's ``data_crit.show_batch`` (notebook 03)."""
+    """The lesson's ``data_crit.show_batch``: ``critic_data``, generated next to real (notebook 03)."""
     x, y = data.one_batch()
     x, n = data.denorm(x).clamp(0, 1), len(x) // 2
     rows = min(rows, n)
@@ -199,10 +198,9 @@ def show_critic_batch(data, rows: int = 3, imgsize: float = 2.2) -> None:
 
 def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=None, row_titles: list[str] | None = None,
                        keep_luminance: bool = False, crop: float | None = None, zoom: int = 2) -> None:
-    """Input / Prediction / Target, denormalised, for validation items spread over the set (or ``idx``): the
-    lesson's ``learn.show_results`` (notebook 05). ``row_titles`` label the predictions; ``keep_luminance`` puts their
-    chroma on the input's luminance, as DeOldify does (notebook 07); ``crop`` shows the centre ``crop`` of each side as
-    an unsmoothed PNG, a pixel ``zoom`` screen pixels wide (notebooks 03, 05)."""
+    """The lesson's ``learn.show_results``: input / prediction / target of validation items (or ``idx``) (notebook 05);
+    ``row_titles`` label predictions; ``keep_luminance`` as DeOldify (notebook 07); ``crop`` shows the centre ``crop``
+    of each side unsmoothed, a pixel ``zoom`` screen pixels wide (notebooks 03, 05)."""
     dl = learn.data.valid_dl if dl is None else dl
     idx = spread(dl.n_items, min(rows, dl.n_items)) if idx is None else torch.as_tensor(idx)
     rows = len(idx)

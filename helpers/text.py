@@ -142,8 +142,8 @@ class Vocab:
 
 
 class LMLoader:
-    """Full batches ``(x, y)`` of shape ``(bs, bptt)``, ``y`` one token ahead, read in order from ``bs`` equal rows of
-    one token stream (notebook 06); ``max_batches`` caps the batches per epoch. ValueError if too few tokens."""
+    """Full batches ``(x, y)`` (bs, bptt), ``y`` one token ahead, from ``bs`` rows of one stream (notebook 06);
+    ``max_batches`` caps them per epoch; ValueError if too few tokens."""
 
     def __init__(self, ids: torch.Tensor, bs: int, bptt: int, device: torch.device | None = None,
                  max_batches: int | None = None):

@@ -102,10 +102,8 @@ PROBE = (256, 256)  # the dummy batch's size: the architecture never depends on 
 
 
 class DynamicUnet(nn.Module):
-    """A U-Net whose decoder is sized by a dummy 256 x 256 batch through ``encoder``, as DeOldify's (notebook 02).
-    Encoder hooks keep the skip activations until ``remove_hooks()`` or garbage collection. ``norm``: every decoder
-    conv's (``"spectral+batch"``: no BatchNorm in the final res block and output conv, as DeOldify). ``nf_factor``
-    widens the decoder blocks (DeOldify's "artistic" ``DynamicUnetDeep``: 1.5; notebook 07)."""
+    """A U-Net whose decoder is sized by a dummy 256 x 256 batch through ``encoder``, as DeOldify's (notebook 02); hooks
+    stay until ``remove_hooks()``. ``norm``: every decoder conv's; ``nf_factor`` widens the decoder (notebook 07)."""
 
     def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] | None = None, in_ch: int = 3,
                  blur: bool = True, blur_final: bool = True, self_attention: bool = False,
@@ -167,9 +165,8 @@ class DynamicUnet(nn.Module):
 
 
 def start_as_identity_(unet: DynamicUnet) -> DynamicUnet:
-    """Make an image-to-image U-Net output its input exactly, before training, so it learns a correction (as VDSR)
-    (notebook 05). ValueError unless built with ``last_cross``, no ``y_range``, as many outputs as input channels
-    and decoder norm ``None`` or ``"weight"``."""
+    """Make an image-to-image U-Net output its input exactly, before training (notebook 05). ValueError unless built
+    with ``last_cross``, no ``y_range``, outputs = input channels and decoder norm ``None`` or ``"weight"``."""
     final = unet.final[0]
     if not unet.last_cross:
         raise ValueError("start_as_identity_ needs a U-Net built with last_cross=True: only then does its end see the input")
