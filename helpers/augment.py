@@ -164,8 +164,7 @@ def cut(stack: PhotoStack, idx: torch.Tensor, params: Params, size: int) -> torc
 
 
 def lighting(x: torch.Tensor, params: Params) -> torch.Tensor:
-    """fastai's brightness and contrast on images (n, C, H, W) in [0, 1]: ``sigmoid((logit(x) + logit(b)) * c)``
-    (notebook 05)."""
+    """fastai's lighting on images (n, C, H, W) in [0, 1]: ``sigmoid((logit(x) + logit(b)) * c)`` (notebook 05)."""
     b, c = params.brightness.to(x.device), params.contrast.to(x.device)
     changed = (b != 0.5) | (c != 1)
     if not bool(changed.any()):

@@ -35,6 +35,5 @@ def crappify_folder(src: Path | str, dest: Path | str, seed: int = 42, size: int
 
 
 def stamp_boxes(path_lr: Path | str) -> dict[str, tuple[int, int, int, int]]:
-    """{path: (left, top, right, bottom), right/bottom exclusive} of the numbers ``crappify_folder`` drew
-    (notebook 03)."""
+    """{path: (left, top, right, bottom), right/bottom exclusive}: where ``crappify_folder`` drew (notebook 03)."""
     return {k: tuple(v["box"]) for k, v in derived_items(path_lr, "crappify_folder").items()}

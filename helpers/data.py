@@ -245,8 +245,7 @@ class TensorLoader:
         return normalize(x, self.stats)
 
     def indices(self) -> torch.Tensor:
-        """The items one pass yields: all in order, or for a capped unshuffled pass items ``spread`` over the set
-        (notebook 01)."""
+        """The items one pass yields: all in order, or for a capped unshuffled pass ``spread`` ones (notebook 01)."""
         n, used = len(self.x), min(len(self.x), len(self) * self.bs)
         return spread(n, used) if used < n else torch.arange(n)
 

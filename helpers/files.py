@@ -10,8 +10,7 @@ from typing import Callable
 
 
 def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``; on error ``path`` is untouched
-    (notebook 01)."""
+    """``write(tmp)`` to a temporary file beside ``path``, then renamed; on error ``path`` stays (notebook 01)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

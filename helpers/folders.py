@@ -67,8 +67,7 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
 
 
 def derived_items(dest: Path | str, maker: str) -> dict:
-    """What ``make_one`` returned per file (relative path) when ``maker`` built ``dest``; ``FileNotFoundError`` if it
-    did not (notebook 03)."""
+    """What ``make_one`` returned per file when ``maker`` built ``dest``; ``FileNotFoundError`` if not (notebook 03)."""
     marker = Path(dest) / f".{maker}.json"
     if not marker.is_file():
         raise FileNotFoundError(f"{dest} was not made by {maker} (no {marker.name})")

@@ -64,8 +64,7 @@ class Hooks:
 
 
 def model_summary(model: nn.Module, xb: torch.Tensor) -> str:
-    """fastai's ``learn.summary()``: each leaf layer's type, output shape, parameters and trainability, from ``xb``,
-    then totals (notebook 01)."""
+    """fastai's ``learn.summary()``: leaf layers' type, output shape, parameters, from ``xb``; totals (notebook 01)."""
     rows, handles = [], []
 
     def hook(module, _inp, out):

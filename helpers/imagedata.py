@@ -31,8 +31,7 @@ def get_transforms(max_zoom: float = 1.1, max_rotate: float = 10.0, max_warp: fl
 
 # --- pairs and split -----------------------------------------------------------------------------
 def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], list[Path]]:
-    """Every image below ``path_x`` and the file at the same relative path below ``path_y`` (notebook 05); a missing
-    target raises, naming the files."""
+    """Every image below ``path_x`` and the same relative path below ``path_y`` (notebook 05); a missing one raises."""
     path_x, path_y = Path(path_x), Path(path_y)
     xs = ImageList.from_folder(path_x).items
     ys = [path_y / p.relative_to(path_x) for p in xs]
@@ -188,8 +187,7 @@ def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quali
 
 
 class CriticLoader(ImagePairLoader):
-    """Batches of (pictures, labels): ``bs`` photos' generated pictures (0), then their real ones (1), same windows
-    (notebook 03)."""
+    """Batches of (pictures, labels): ``bs`` photos' generated pictures (0), then their real ones (1) (notebook 03)."""
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fakes, reals = super().batch(idx)

@@ -115,8 +115,7 @@ class Learner(BaseLearner):
         self._run(epochs, opt, sched)
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True) -> None:
-        """LR range test: exponential lr per batch, smoothed loss recorded, stop on divergence, weights restored; plot
-        with ``recorder.plot()`` (notebook 01)."""
+        """LR range test (exponential lr, stops on divergence, weights restored); ``recorder.plot()`` (notebook 01)."""
         num_it = config.smoke_cap(num_it, config.SMOKE_LR_FIND_ITS)
         state = copy.deepcopy(self.model.state_dict())
         opt = self.create_opt(start_lr)
@@ -183,7 +182,7 @@ class Learner(BaseLearner):
         return (totals / count).tolist()
 
     def get_preds(self, dl=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions and targets over ``dl`` (default: validation), on the CPU, ``dl.indices()`` order (notebook 01)."""
+        """CPU predictions and targets over ``dl`` (default: validation), in ``dl.indices()`` order (notebook 01)."""
         dl = self.data.valid_dl if dl is None else dl
         preds, targs = [], []
         self._reset_model()

@@ -70,8 +70,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def bicubic_upsample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Images (N, C, h, w) in [0, 1] resized to ``size``, bicubic (PIL's kernel, antialiased when shrinking), clamped to
-    [0, 1] (notebook 05)."""
+    """Images (N, C, h, w) in [0, 1] resized to ``size``, bicubic (PIL's, antialiased), clamped (notebook 05)."""
     return F.interpolate(x.float(), size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 

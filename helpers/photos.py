@@ -20,8 +20,7 @@ class ImageDecodeError(RuntimeError):
 
 
 def short_side_size(w: int, h: int, size: int) -> tuple[int, int]:
-    """(width, height), shorter side ``size``, aspect kept: the lesson's ``resize_to(img, size, use_min=True)``
-    (notebook 05)."""
+    """(width, height), shorter side ``size``: the lesson's ``resize_to(img, size, use_min=True)`` (notebook 05)."""
     scale = size / min(w, h)
     return (size, round(h * scale)) if w <= h else (round(w * scale), size)
 
@@ -71,8 +70,7 @@ class PhotoStack:
     @classmethod
     def decode(cls, paths: Sequence[Path | str], mode: str = "RGB", short_side: int | None = None,
                draft: bool = False, device: torch.device | None = None, workers: int | None = None) -> "PhotoStack":
-        """Decode ``paths`` (``short_side``, ``draft`` as ``read_image``) into one stack on ``device``; failures named
-        (``ImageDecodeError``) (notebook 05)."""
+        """Decode ``paths`` into one stack on ``device``; failures raise ``ImageDecodeError`` (notebook 05)."""
         paths = [Path(p) for p in paths]
         sizes, bad = [], []
         for p in paths:  # headers only: the sizes, before any pixel is decoded

@@ -130,8 +130,7 @@ def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, fi
 
 
 def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8)) -> None:
-    """Image, true and predicted mask (titled with its non-void pixel accuracy) of validation frames spread over the
-    video (notebook 02)."""
+    """Image, true and predicted mask (titled with non-void accuracy) of validation frames spread out (notebook 02)."""
     import math
     dl = learn.data.valid_dl
     x, y = dl.batch(spread(dl.n_items, rows))
@@ -155,8 +154,7 @@ def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8
 
 
 def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None:
-    """A confusion matrix as a picture, rows as shares of each true class's pixels; an extra last column is "void
-    (predicted)" (notebook 02)."""
+    """A confusion matrix pictured, rows as shares of each true class; extra column "void (predicted)" (notebook 02)."""
     plt = pyplot()
     share = cm.double() / cm.sum(1, keepdim=True).clamp(min=1)
     cols = list(classes) + ["void (predicted)"] * (cm.shape[1] - len(classes))

@@ -1,5 +1,4 @@
-"""Human numbers (1 ... 9,999 in words): the corpus, its vocabulary and language-model batches. Introduced in
-notebook 06 (human-numbers)."""
+"""Human numbers (1 ... 9,999 in words): corpus, vocabulary and language-model batches (notebook 06)."""
 from __future__ import annotations
 
 from collections import Counter
