@@ -21,7 +21,8 @@ class Recorder:
         self.train_seconds = 0.0
 
     def plot(self, skip_start: int = 10, skip_end: int = 5) -> None:
-        """``lr_find``'s loss against lr, ``skip_start`` / ``skip_end`` dropped, minimum and steepest fall marked (notebook 01)."""
+        """``lr_find``'s loss against lr (log x), ``skip_start`` / ``skip_end`` dropped, minimum and steepest fall
+        marked (notebook 01)."""
         if len(self.lrs) < 100:
             skip_start, skip_end = (round(k * len(self.lrs) / 100) for k in (skip_start, skip_end))
         end = len(self.lrs) - skip_end if len(self.lrs) > skip_start + skip_end else len(self.lrs)
