@@ -106,7 +106,7 @@ def test_ends_with_what_to_try_next(notebook):
     tail = [c for c in nb["cells"][-4:] if c["cell_type"] == "markdown"]
     sections = ["".join(c["source"]) for c in tail if "".join(c["source"]).startswith("## What to try next")]
     assert sections, f"{path.name}: no 'What to try next' section among the last cells"
-    items = [ln for ln in sections[0].splitlines() if ln.startswith("- ")]
+    items = re.split(r"^- ", sections[0], flags=re.M)[1:]  # each experiment with its continuation lines
     assert 3 <= len(items) <= 5, f"{path.name}: {len(items)} experiments, expected 3 to 5"
     assert all("`" in ln for ln in items), f"{path.name}: every experiment names its knob (in code quotes)"
 
