@@ -43,8 +43,9 @@ def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], lis
 
 
 def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[list[int], list[int]]:
-    """(train, valid) sorted indices, drawn as fastai's ``split_by_rand_pct(valid_pct, seed)`` (notebook 05)."""
-    cut = int(valid_pct * n)
+    """(train, valid) sorted indices, drawn as fastai's ``split_by_rand_pct(valid_pct, seed)``; at least one valid item
+    when ``n > 1`` (a smoke run's handful of photos) (notebook 05)."""
+    cut = max(int(valid_pct * n), int(valid_pct > 0 and n > 1))
     valid = sorted(np.random.RandomState(seed).permutation(n)[:cut].tolist())
     chosen = set(valid)
     return [i for i in range(n) if i not in chosen], valid

@@ -111,6 +111,8 @@ class PhotoStack:
     @classmethod
     def empty(cls, sizes: torch.Tensor, channels: int, device: torch.device | None = None) -> "PhotoStack":
         """An unfilled stack for photos of ``sizes`` (N, 2) = (h, w), on the host (notebook 05)."""
+        if not len(sizes):
+            raise ValueError("no photos to decode: the list of paths is empty")
         transposed = sizes[:, 0] > sizes[:, 1]
         s, l = int(sizes.min(1).values.max()), int(sizes.max(1).values.max())
         pin = torch.cuda.is_available() and (device is None or device.type == "cpu")

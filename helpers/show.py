@@ -123,6 +123,8 @@ def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, fi
     """Frames of one (augmented) batch with their masks coloured over them, and a legend (notebook 02)."""
     x, y = data.one_batch(valid=valid)
     x = data.denorm(x)
+    cols = min(cols, len(x))  # a smoke run's batches hold 2 frames
+    rows = min(rows, len(x) // cols)
     plot_multi(lambda i, j, ax: show_image(overlay(x[i * cols + j], y[i * cols + j], palette), ax=ax),
                rows, cols, figsize=figsize)
     _legend(data.classes, palette)

@@ -24,6 +24,13 @@ def test_pairs_are_matched_by_name(photos):
         image_pairs(lr, photos)
 
 
+def test_split_by_rand_pct_keeps_one_valid_item_of_a_handful():
+    """A smoke run's 4 photos: fastai's int(0.1 * 4) would leave no validation photo at all."""
+    train, valid = split_by_rand_pct(4, 0.1, seed=42)
+    assert len(valid) == 1 and sorted(train + valid) == [0, 1, 2, 3]
+    assert split_by_rand_pct(1, 0.1)[1] == [] and split_by_rand_pct(4, 0.0)[1] == []
+
+
 def test_split_by_rand_pct_is_fastais_seeded_draw():
     train, valid = split_by_rand_pct(50, 0.1, seed=42)
     np.random.seed(42)
