@@ -119,7 +119,7 @@ def format_table(records: list[dict]) -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m helpers.results``: print all records; exit 1 if there is none or a check failed (notebook 01)."""
-    files = sorted(config.runs_dir().glob("*.json"))
+    files = sorted(p for p in config.runs_dir().glob("*.json") if not p.name.endswith(".times.json"))  # not cell times
     if not files:
         print(f"no results records in {config.runs_dir()}; run the notebooks first (make run)")
         return 1

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from helpers import config
 from helpers import results as results_mod
 from helpers.results import Results, format_table
 
@@ -109,3 +110,14 @@ def test_main_shows_check_status_and_fails_on_a_failed_record(runs, capsys):
 def test_machine_counts_usable_cores(runs, monkeypatch):
     monkeypatch.setattr(results_mod.config, "cpu_count", lambda: 3)
     assert results_mod.machine().startswith("cpu: 3 cores")
+
+
+def test_main_reads_records_not_the_cell_times_beside_them(runs, capsys):
+    """`make smoke` writes benchmarks/notebook_times.py's <notebook>.times.json next to the records."""
+    ok = Results("a_ok")
+    ok.add(score=1.0)
+    ok.save()
+    (config.runs_dir() / "a_ok.times.json").write_text('{"notebook": "a_ok", "seconds": 1.0, "cells": []}')
+    capsys.readouterr()
+    assert results_mod.main([]) == 0
+    assert "a_ok" in capsys.readouterr().out
