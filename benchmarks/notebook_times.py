@@ -7,8 +7,8 @@ notebook's peak GPU memory.
 Each notebook runs in a fresh kernel (nbclient), one after another, from the ``notebooks/`` folder, in
 the profile asked for (``HELPERS_PROFILE``; ``--smoke`` adds ``HELPERS_SMOKE=1``). For each it writes
 ``<out>/<notebook>.ipynb`` (the executed copy) and ``<out>/<notebook>.times.json`` (per cell: seconds,
-the longest gap between two of its outputs, progress redraws included, and its first line; the total;
-the peak GPU memory in MiB, or null without CUDA), then prints a table of the slowest cells. The
+the longest gap between two of its outputs, progress redraws included, the output that gap followed, and its
+first line; the total; the peak GPU memory in MiB, or null without CUDA), then prints a table of the slowest cells. The
 results records the notebooks write go to ``<out>`` too. It exits non-zero when a notebook fails, after
 writing what ran. It needs Jupyter's own packages (nbformat, nbclient, ipykernel) and says which are
 missing when they are not installed.
@@ -32,6 +32,14 @@ def missing_packages() -> list[str]:
     return [name for name in NEEDS if importlib.util.find_spec(name) is None]
 
 
+def label(msg: dict) -> str:
+    """The last line of an output's text (what was on screen when a silence began), at most 80 characters."""
+    content = msg.get("content", {})
+    text = content.get("text") or content.get("data", {}).get("text/plain") or content.get("ename") or msg["msg_type"]
+    lines = [ln for ln in str(text).splitlines() if ln.strip()]
+    return (lines[-1] if lines else msg["msg_type"]).strip()[:80]
+
+
 def run(path: Path, out: Path) -> tuple[dict, bool]:
     """Execute one notebook; returns (its timing record, whether every cell ran)."""
     import nbformat
@@ -46,7 +54,7 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
         def process_message(self, msg, cell, cell_index):  # every output, progress redraws included
             if msg.get("msg_type") in ("stream", "display_data", "update_display_data", "execute_result", "error",
                                        "execute_input"):
-                stamps.setdefault(cell_index, []).append(time.perf_counter())
+                stamps.setdefault(cell_index, []).append((time.perf_counter(), label(msg)))
             return super().process_message(msg, cell, cell_index)
 
         async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
@@ -54,8 +62,8 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
             try:
                 return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
             finally:
-                stamps.setdefault(cell_index, []).insert(0, start)
-                stamps[cell_index].append(time.perf_counter())
+                stamps.setdefault(cell_index, []).insert(0, (start, "cell start"))
+                stamps[cell_index].append((time.perf_counter(), "cell end"))
 
     client = Client(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     ok, start = True, time.perf_counter()
@@ -78,9 +86,9 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
             continue
         t = sorted(stamps[i])
         first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
-        cells.append({"cell": i, "seconds": round(t[-1] - t[0], 2),
-                      "longest_silence": round(max(b - a for a, b in zip(t, t[1:])) if len(t) > 1 else 0.0, 2),
-                      "first_line": first[:60]})
+        gap, after = max(((b[0] - a[0], a[1]) for a, b in zip(t, t[1:])), default=(0.0, ""))
+        cells.append({"cell": i, "seconds": round(t[-1][0] - t[0][0], 2), "longest_silence": round(gap, 2),
+                      "silent_after": after, "first_line": first[:60]})
     record = {"notebook": path.stem, "profile": os.environ.get("HELPERS_PROFILE", "default"),
               "smoke": os.environ.get("HELPERS_SMOKE", "0") == "1", "ok": ok, "seconds": round(total, 1),
               "peak_gpu_mb": None if peak is None else round(peak), "cells": cells}
@@ -95,6 +103,9 @@ def table(record: dict, top: int) -> str:
              f"  {'cell':>4}  {'seconds':>8}  {'silence':>8}  first line"]
     for c in sorted(record["cells"], key=lambda c: -c["seconds"])[:top]:
         lines.append(f"  {c['cell']:>4}  {c['seconds']:>8.1f}  {c['longest_silence']:>8.1f}  {c['first_line']}")
+    lines.append("  longest silences (cell, seconds, the output before them):")
+    for c in sorted(record["cells"], key=lambda c: -c["longest_silence"])[:3]:
+        lines.append(f"  {c['cell']:>4}  {c['longest_silence']:>8.1f}  {c['silent_after']}")
     return "\n".join(lines)
 
 

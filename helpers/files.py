@@ -1,5 +1,4 @@
 """Files and folders written under a temporary name and renamed into place when complete (notebook 01)."""
-from __future__ import annotations
 
 import os
 import shutil

@@ -1,6 +1,5 @@
 """Derived folders: every photo of a folder remade by one function, in parallel and atomically, reused when complete
 and made the same way (notebook 05; notebooks 03 and 07 too)."""
-from __future__ import annotations
 
 import hashlib
 import json
@@ -40,11 +39,9 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
     other parameters rebuilt, any other raises ``FileExistsError``; failures raise ``ImageDecodeError``."""
     src, dest = Path(src), Path(dest)
     items = ImageList.from_folder(src).items
-    names = hashlib.sha1()
-    for p in items:
-        names.update(f"{p.relative_to(src)}:{p.stat().st_size}\n".encode())
+    listing = "".join(f"{p.relative_to(src)}:{p.stat().st_size}\n" for p in items)
     params = {"source": os.path.relpath(src, dest.parent), **params, "files": len(items),
-              "files_sha1": names.hexdigest()}
+              "files_sha1": hashlib.sha1(listing.encode()).hexdigest()}
     marker = f".{maker}.json"
     if dest.exists():
         if not (dest / marker).is_file():

@@ -1,8 +1,6 @@
 """GAN training, as fastai v1's ``GANLearner`` in lesson 7: a generator and a critic with their own optimizers,
 pluggable losses (``crit_loss_func(real_pred, fake_pred)``, ``gen_loss_func(fake_pred, output, target)``), a switcher,
-optional critic clipping (WGAN) and critic learning-rate multiplier. Introduced in notebook 04 (wgan); notebooks 03 and
-07 reuse it. The critic minimises ``real.mean() - fake.mean()``, the generator the mean critic score of its fakes."""
-from __future__ import annotations
+optional critic clipping (WGAN) and critic lr multiplier. Introduced in notebook 04 (wgan); 03 and 07 reuse it."""
 
 from typing import Callable
 
@@ -23,8 +21,7 @@ class FixedGANSwitcher:
     needs_loss = False  # decides by counting: the loop need not wait for the loss's value
 
     def __init__(self, n_crit: int = 1, n_gen: int = 1):
-        self.n_crit, self.n_gen = n_crit, n_gen
-        self.count = 0
+        self.n_crit, self.n_gen, self.count = n_crit, n_gen, 0
 
     def reset(self) -> None:
         self.count = 0
@@ -32,11 +29,10 @@ class FixedGANSwitcher:
     def __call__(self, gen_mode: bool, loss: float | None) -> bool:
         """After each batch, with its mode (and loss, if ``needs_loss``): the mode of the next batch."""
         self.count += 1
-        limit = self.n_gen if gen_mode else self.n_crit
-        if self.count >= limit:
-            self.count = 0
-            return not gen_mode
-        return gen_mode
+        if self.count < (self.n_gen if gen_mode else self.n_crit):
+            return gen_mode
+        self.count = 0
+        return not gen_mode
 
 
 class AdaptiveGANSwitcher:
@@ -54,9 +50,7 @@ class AdaptiveGANSwitcher:
     def __call__(self, gen_mode: bool, loss: float | None) -> bool:
         """``loss``: the current model's latest host-side batch loss, or None: a thresholded model then trains on."""
         thresh = self.gen_thresh if gen_mode else self.critic_thresh
-        if thresh is None or (loss is not None and loss < thresh):
-            return not gen_mode
-        return gen_mode
+        return (not gen_mode) if thresh is None or (loss is not None and loss < thresh) else gen_mode
 
 
 class HostLoss:
@@ -138,7 +132,7 @@ class SaveEvery:
 
 class GANLearner(BaseLearner):
     """A generator, a critic, their losses and optimizers, and the alternating loop (notebook 04). ``data`` yields
-    ``(x, real)``; ``batches`` counts each model's batches over every fit; frozen parameters stay frozen."""
+    ``(x, real)``; frozen parameters stay frozen."""
 
     def __init__(self, data, generator: nn.Module, critic: nn.Module, gen_loss_func: Callable = wasserstein_gen_loss,
                  crit_loss_func: Callable = wasserstein_critic_loss, switcher=None, clip: float | None = None,
@@ -155,7 +149,6 @@ class GANLearner(BaseLearner):
         self.grid_nrow, self.grid_every, self.epochs_done = grid_nrow, grid_every, 0
         self.fixed_input = self._fixed_input(n_grid)
         self.gen_mode, self.iteration = False, 0
-        self.batches = {"generator": 0, "critic": 0}
         self._frozen: dict[int, list[bool]] = {}  # requires_grad of a model while it sits idle
         self.opt_gen = self.opt_crit = None
 
@@ -190,12 +183,11 @@ class GANLearner(BaseLearner):
         return next(iter(getattr(self.data, "train_dl", self.data)))[0][:n]
 
     def _set_idle(self, model: nn.Module, idle: bool) -> None:
-        params = list(model.parameters())
         if idle and id(model) not in self._frozen:
-            self._frozen[id(model)] = [p.requires_grad for p in params]
+            self._frozen[id(model)] = [p.requires_grad for p in model.parameters()]
             model.requires_grad_(False)
         elif not idle and id(model) in self._frozen:
-            for p, on in zip(params, self._frozen.pop(id(model))):
+            for p, on in zip(model.parameters(), self._frozen.pop(id(model))):
                 p.requires_grad_(on)
 
     def switch(self, gen_mode: bool | None = None) -> None:
@@ -240,8 +232,7 @@ class GANLearner(BaseLearner):
     def generator_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One generator update: the critic scores the fakes, ``gen_loss_func`` turns that into a loss (notebook 04)."""
         with self.autocast():
-            fake = self.generator(x)
-            self.pred = fake
+            self.pred = fake = self.generator(x)
             self.event("after_pred")
             self.loss = self.gen_loss_func(self.critic(fake), fake, real)
             self.event("after_loss")
@@ -268,7 +259,6 @@ class GANLearner(BaseLearner):
             loss = self.generator_step(*batch) if mode else self.critic_step(*batch)
             steps.append((mode, loss))
             self.iteration, self.loss = self.iteration + 1, loss
-            self.batches["generator" if mode else "critic"] += 1
             known = host.push(mode, loss) if self.switcher.needs_loss else None
             value = known[1] if known is not None and known[0] == mode else None  # this model's latest loss
             nxt[0] = self.switcher(mode, value)
@@ -325,7 +315,6 @@ def score_checkpoints(learn: "GANLearner", saver: SaveEvery, score: Callable[[],
     for it in progress_bar(saver.saved, total=len(saver.saved), desc="scoring checkpoints"):
         learn.load(f"{saver.name}_{it}")
         scores[it] = {k: float(v) for k, v in score().items()}
-    pick = max if higher_is_better else min
-    best = pick(scores, key=lambda it: scores[it][key])
+    best = (max if higher_is_better else min)(scores, key=lambda it: scores[it][key])
     learn.load(f"{saver.name}_{best}")
     return scores, best

@@ -5,7 +5,6 @@
         model(x)
         a, b = hooks.stored
 """
-from __future__ import annotations
 
 from typing import Sequence
 
@@ -30,9 +29,6 @@ class Hooks:
     def __init__(self, modules: Sequence[nn.Module], detach: bool = True):
         self.stored: list = [None] * len(modules)
         self._handles = [m.register_forward_hook(StoreOutput(self.stored, i, detach)) for i, m in enumerate(modules)]
-
-    def __len__(self) -> int:
-        return len(self.stored)
 
     def clear(self) -> None:
         """Forget the stored outputs, so no activations stay alive between calls (notebook 02)."""

@@ -3,7 +3,6 @@ notebook 05 (superres); notebooks 03 (superres-gan) and 07 (deoldify) reuse it::
 
     data = image_pair_data(path_lr, path_hr, size=128, bs=32, tfms=get_transforms(max_zoom=2.))
 """
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
@@ -47,8 +46,7 @@ def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[l
     when ``n > 1`` (a smoke run's handful of photos) (notebook 05)."""
     cut = max(int(valid_pct * n), int(valid_pct > 0 and n > 1))
     valid = sorted(np.random.RandomState(seed).permutation(n)[:cut].tolist())
-    chosen = set(valid)
-    return [i for i in range(n) if i not in chosen], valid
+    return sorted(set(range(n)) - set(valid)), valid
 
 
 # --- loaders -----------------------------------------------------------------------------------
@@ -62,9 +60,8 @@ class ImagePairLoader(TensorLoader):
         if len(x) != len(y):
             raise ValueError(f"{len(x)} inputs but {len(y)} targets")
         super().__init__(x, y, bs, shuffle=train, device=device, drop_last=train, max_batches=max_batches)
-        self.size, self.augment = size, tfms
+        self.size, self.augment, self.stats = size, tfms, stats
         self.names = names  # each item's file name relative to its folder, where known (save_preds)
-        self.stats = stats
 
     def params(self, idx: torch.Tensor) -> Params:
         """Windows and transforms of items ``idx``: random in training, else the centred square (notebook 05)."""
@@ -140,8 +137,7 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
                     device: torch.device | None = None) -> ImagePairData:
     """The lesson's ``ImageImageList...split_by_rand_pct(valid_pct, seed).label_from_func(...)`` with ``transform(tfms,
     size, tfm_y=True)`` (default ``get_transforms(max_zoom=2.)``), ImageNet-normalised (notebook 05). Targets decoded at
-    short side <= ``hr_size`` (default ``max_zoom * size``), inputs <= ``x_size``; ``max_batches`` / ``valid_batches``
-    cap the batches per epoch."""
+    short side <= ``hr_size`` (default ``max_zoom * size``), inputs <= ``x_size``."""
     tfms = tfms or get_transforms(max_zoom=2.0)
     device = device or config.device()
     xs, ys = image_pairs(path_x, path_y)
@@ -163,8 +159,7 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
     """A photo (3, H, W) in [0, 1] enlarged ``scale`` times (bilinear, to a multiple of 32) and through the model;
     (bilinear input, output) on the CPU (notebook 05)."""
     h, w = (max(1, int(scale * s / 32 + 0.5)) * 32 for s in img.shape[-2:])  # nearest multiple of 32
-    x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False,
-                                        antialias=False).clamp(0, 1)
+    x = torch.nn.functional.interpolate(img[None].float(), (h, w), mode="bilinear", align_corners=False).clamp(0, 1)
     return x[0], learn.predict_batch(learn.data.prepare(x), denorm=True)[0].cpu()
 
 
@@ -215,6 +210,4 @@ def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int,
         return CriticLoader(x, y, bs // 2, size, train, IMAGENET_STATS, device, max_batches if train else valid_batches,
                             tfms, names=[str(fakes[i].relative_to(path_gen)) for i in idx])
 
-    data = ImagePairData(loader(train_idx, True), loader(valid_idx, False))
-    data.classes = [Path(path_gen).name, Path(path_real).name]
-    return data
+    return ImagePairData(loader(train_idx, True), loader(valid_idx, False), [Path(path_gen).name, Path(path_real).name])

@@ -1,6 +1,5 @@
 """Small model builders with the lesson's semantics: conv layers, res blocks, GAN generators and critics.
 Introduced in notebook 01 (resnet-mnist); the later notebooks' U-Nets, GANs and critics build on it."""
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,5 @@
-"""``Learner``: model + data + loss, as fastai v1 (notebook 01): AdamW betas (0.9, 0.99), weight decay 1e-2,
-``fit_one_cycle`` (torch's ``OneCycleLR``, momentum 0.95 -> 0.85 -> 0.95), ``lr_find``, freezing, validation and
-prediction; a fresh optimizer for every ``fit*``; the loop is ``helpers.loop``'s."""
-from __future__ import annotations
+"""``Learner``: model + data + loss, as fastai v1 (notebook 01): AdamW, ``fit_one_cycle`` (torch's ``OneCycleLR``),
+``lr_find``, freezing, validation, prediction; a fresh optimizer for every ``fit*``; the loop is ``helpers.loop``'s."""
 
 import copy
 import math
@@ -24,11 +22,11 @@ class Learner(BaseLearner):
 
     def __init__(self, data, model: nn.Module, loss_func: Callable, metrics: Sequence[Callable] | Callable = (),
                  wd: float = 1e-2, betas: tuple[float, float] = (0.9, 0.99),
-                 layer_groups: Sequence[nn.Module] | None = None, callbacks: Sequence = (), clip: float | None = None):
+                 layer_groups: Sequence[nn.Module] | None = None, callbacks: Sequence = ()):
         super().__init__(data, callbacks)
         self.model, self.loss_func = to_device_layout(model.to(self.device), self.device), loss_func
         self.metrics = [metrics] if callable(metrics) else list(metrics)
-        self.wd, self.betas, self.clip = wd, betas, clip
+        self.wd, self.betas = wd, betas
         self.layer_groups = list(layer_groups) if layer_groups else [self.model]
         self.recorder = Recorder()
         self.pred = self.loss = None
@@ -76,7 +74,7 @@ class Learner(BaseLearner):
             rec.lrs.append(group["lr"])
             rec.moms.append(group["betas"][0])
             loss = self._loss_on(*batch)
-            optimizer_step(loss, opt, self.clip, self.model.parameters())
+            optimizer_step(loss, opt)
             batch_losses.append(loss.detach())
             if sched is not None:
                 sched.step()
@@ -97,21 +95,18 @@ class Learner(BaseLearner):
 
     def fit(self, epochs: int, lr: float | slice = 3e-3, wd: float | None = None) -> None:
         """Train ``epochs`` epochs at a constant learning rate (notebook 01)."""
-        epochs = smoke_epochs(epochs)
-        self._run(epochs, self.create_opt(lr, wd))
+        self._run(smoke_epochs(epochs), self.create_opt(lr, wd))
 
     def fit_one_cycle(self, epochs: int, max_lr: float | slice = slice(3e-3), moms=(0.95, 0.85),
                       div_factor: float = 25.0, pct_start: float = 0.3, final_div: float = 1e4,
                       wd: float | None = None) -> None:
         """One-cycle: lr from ``max_lr/div_factor`` up to ``max_lr`` over ``pct_start`` of the iterations,
         then down to ``max_lr/(div_factor*final_div)``; momentum the other way (notebook 01)."""
-        epochs = smoke_epochs(epochs)
-        lrs = lr_range(max_lr, len(self.layer_groups))
-        opt = self.create_opt(max_lr, wd)
+        epochs, opt = smoke_epochs(epochs), self.create_opt(max_lr, wd)
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=lrs, total_steps=epochs * len(self.data.train_dl), pct_start=pct_start,
-            anneal_strategy="cos", cycle_momentum=True, base_momentum=moms[1], max_momentum=moms[0],
-            div_factor=div_factor, final_div_factor=final_div)
+            opt, max_lr=lr_range(max_lr, len(self.layer_groups)), total_steps=epochs * len(self.data.train_dl),
+            pct_start=pct_start, anneal_strategy="cos", cycle_momentum=True, base_momentum=moms[1],
+            max_momentum=moms[0], div_factor=div_factor, final_div_factor=final_div)
         self._run(epochs, opt, sched)
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True) -> None:
@@ -134,7 +129,7 @@ class Learner(BaseLearner):
                 for g in opt.param_groups:
                     g["lr"] = lr
                 loss = self._loss_on(xb, yb)
-                optimizer_step(loss, opt, self.clip, self.model.parameters())
+                optimizer_step(loss, opt)
                 value = smooth.add(loss.item())
                 rec.lrs.append(lr)
                 rec.moms.append(opt.param_groups[-1]["betas"][0])

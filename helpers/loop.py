@@ -1,7 +1,6 @@
 """The training loop ``Learner`` and ``GANLearner`` share (notebook 01; notebook 04 builds on it). Events:
 ``before_fit``, per epoch ``before_epoch``, per batch ``after_pred``, ``after_loss``, ``after_batch``, then
 ``after_epoch``; ``after_fit``. A callback is any object with methods of those names, each given the learner."""
-from __future__ import annotations
 
 import math
 import time
@@ -15,11 +14,6 @@ from torch import nn
 from helpers import config
 from helpers.files import atomic_write
 from helpers.progress import EpochTable
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included (notebook 01)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 def gpu_tuned(device: torch.device) -> bool:
@@ -43,12 +37,10 @@ def make_optimizer(groups: Sequence[dict], betas: tuple[float, float], wd: float
     return torch.optim.AdamW(groups, betas=betas, weight_decay=wd, **({"fused": True} if gpu_tuned(device) else {}))
 
 
-def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None = None, params=None) -> None:
-    """Zero grads, backpropagate ``loss``, clip the grad norm of ``params`` to ``clip`` if given, step (notebook 01)."""
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    """Zero grads, backpropagate ``loss``, step (notebook 01)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    if clip:
-        nn.utils.clip_grad_norm_(params, clip)
     opt.step()
 
 
@@ -96,19 +88,6 @@ def smoke_epochs(epochs: int) -> int:
     return capped
 
 
-def save_state(state: dict, name: str) -> Path:
-    """Write a state dict to ``<data>/models/<name>.pth`` atomically (notebook 01)."""
-    return atomic_write(config.data_dir() / "models" / f"{name}.pth", lambda tmp: torch.save(state, tmp))
-
-
-def load_state(name: str, device: torch.device | str = "cpu") -> dict:
-    """Read what ``save_state`` wrote, with a clear error when it is missing (notebook 01)."""
-    path = config.data_dir() / "models" / f"{name}.pth"
-    if not path.exists():
-        raise FileNotFoundError(f"no saved model {path}; train and learn.save({name!r}) first")
-    return torch.load(path, map_location=device, weights_only=True)
-
-
 class BaseLearner:
     """What both learners share: data, device, callbacks, eval mode, prediction, epoch loop, saving (notebook 01)."""
 
@@ -127,8 +106,8 @@ class BaseLearner:
                 fn(self)
 
     def autocast(self):
-        """``autocast`` for this learner's device (notebook 01)."""
-        return autocast(self.device)
+        """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included (notebook 01)."""
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
 
     @contextmanager
     def eval_mode(self, *models: nn.Module):
@@ -161,8 +140,7 @@ class BaseLearner:
         table = EpochTable(names)
         self.event("before_fit")
         for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            self.epoch = epoch
+            start, self.epoch = time.perf_counter(), epoch
             self.start_epoch()
             self.event("before_epoch")
             for batch in table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"):
@@ -182,18 +160,17 @@ class BaseLearner:
 
     def save(self, name: str, return_path: bool = False) -> Path | None:
         """The models' weights to ``<data>/models/<name>.pth`` atomically; the path if ``return_path`` (notebook 01)."""
-        models = self.models()
-        state = next(iter(models.values())).state_dict() if len(models) == 1 else \
-            {k: m.state_dict() for k, m in models.items()}
-        path = save_state(state, name)
+        state = {k: m.state_dict() for k, m in self.models().items()}
+        state = next(iter(state.values())) if len(state) == 1 else state  # one model: its state dict alone
+        path = atomic_write(config.data_dir() / "models" / f"{name}.pth", lambda tmp: torch.save(state, tmp))
         return path if return_path else None
 
     def load(self, name: str):
-        """Load weights written by ``save`` (notebook 01)."""
-        state, models = load_state(name, self.device), self.models()
-        if len(models) == 1:
-            next(iter(models.values())).load_state_dict(state)
-        else:
-            for k, m in models.items():
-                m.load_state_dict(state[k])
+        """Load weights written by ``save``, with a clear error when they are missing (notebook 01)."""
+        path = config.data_dir() / "models" / f"{name}.pth"
+        if not path.exists():
+            raise FileNotFoundError(f"no saved model {path}; train and learn.save({name!r}) first")
+        state, models = torch.load(path, map_location=self.device, weights_only=True), self.models()
+        for k, m in models.items():
+            m.load_state_dict(state if len(models) == 1 else state[k])
         return self

@@ -1,6 +1,5 @@
 """Losses beyond torch's: flattened cross-entropy (notebook 06), Wasserstein (notebook 04), adaptive (notebook 03),
 feature loss (notebook 05); ``metric_names`` / ``metrics`` become validation columns."""
-from __future__ import annotations
 
 from typing import Callable, Sequence
 

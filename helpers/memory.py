@@ -1,5 +1,4 @@
 """Memory: reclaim it, ask how much is free, size batches from it, report experiments. Introduced in notebook 01."""
-from __future__ import annotations
 
 import gc
 
@@ -24,11 +23,10 @@ def gpu_mem_free() -> int:
     """Free GPU memory in MB on the current device, 0 without CUDA (notebook 01)."""
     if not torch.cuda.is_available():
         return 0
-    free, _total = torch.cuda.mem_get_info()
-    return free // 2**20
+    return torch.cuda.mem_get_info()[0] // 2**20  # (free, total) bytes
 
 
-def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) -> int:
+def batch_size_for(table: dict[int, int], default: int) -> int:
     """Batch size from free GPU memory, like the lesson's ``bs = 8 if free > 8200 else 4`` (notebook 01): ``table`` maps
     free MB to a batch size (the smallest if none fits); no CUDA: ``default``; a smoke run: at most ``SMOKE_BS``."""
     free = gpu_mem_free()
@@ -39,15 +37,11 @@ def batch_size_for(table: dict[int, int], default: int, verbose: bool = True) ->
         bs, why = fitting[-1] if fitting else min(table.values()), f"have {free:,} MB of GPU memory free"
     if config.smoke() and bs > config.SMOKE_BS:
         bs, why = config.SMOKE_BS, f"smoke run; {why}"
-    if verbose:
-        print(f"batch size {bs} ({why})")
+    print(f"batch size {bs} ({why})")
     return bs
 
 
 def experiment(cell_logger: bool = False):
     """Start an ipyexperiments report (GPU or CPU); ``exp = None`` prints the usage since (notebook 01)."""
-    if torch.cuda.is_available():
-        from ipyexperiments import IPyExperimentsPytorch
-        return IPyExperimentsPytorch(cl_enable=cell_logger)
-    from ipyexperiments import IPyExperimentsCPU
-    return IPyExperimentsCPU(cl_enable=cell_logger)
+    from ipyexperiments import IPyExperimentsCPU, IPyExperimentsPytorch
+    return (IPyExperimentsPytorch if torch.cuda.is_available() else IPyExperimentsCPU)(cl_enable=cell_logger)

@@ -1,6 +1,5 @@
 """Every score of the project, in sections by notebook. Images: RGB in [0, 1] (predictions clamped), compared whole,
 ``data_range=1``; SSIM with an 11-px Gaussian window (sigma 1.5), reflect-padded as torchmetrics does."""
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +41,8 @@ def confusion_matrix(pred: torch.Tensor, targ: torch.Tensor, n_classes: int = 11
 def iou_per_class(cm: torch.Tensor) -> torch.Tensor:
     """IoU per class of a confusion matrix (square or with the "predicted void" column); NaN if absent (notebook 02)."""
     cm = cm.double()
-    n = cm.shape[0]
     inter = cm.diag()
-    union = cm[:, :n].sum(0) + cm.sum(1) - inter
+    union = cm[:, :len(cm)].sum(0) + cm.sum(1) - inter  # column sums without the "predicted void" column
     return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
 

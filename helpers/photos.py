@@ -1,6 +1,5 @@
 """Photos decoded once, in parallel, into one padded uint8 tensor (``PhotoStack``), and ``read_image``, the one image
 reader (notebook 05; notebook 04 cuts ``random_squares``)."""
-from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -78,11 +77,9 @@ class PhotoStack:
                 with Image.open(p) as img:
                     sizes.append(shrunk_size(*img.size, short_side)[::-1])
             except Exception as exc:  # noqa: BLE001 - every failure is reported by path
-                sizes.append((1, 1))
                 bad.append(f"{p}: {type(exc).__name__}: {exc}")
         raise_failures(bad, len(paths), "decoded")
-        channels = 1 if mode == "L" else 3
-        stack = cls.empty(torch.tensor(sizes, dtype=torch.long).view(-1, 2), channels, device)
+        stack = cls.empty(torch.tensor(sizes, dtype=torch.long).view(-1, 2), 1 if mode == "L" else 3, device)
 
         def fill(i: int) -> str | None:
             try:
@@ -122,11 +119,10 @@ class PhotoStack:
         """Store photo ``i`` (C, h, w), mirrored into the padding (notebook 05)."""
         p = photo.transpose(-1, -2) if bool(self.transposed[i]) else photo
         s, l = self.data.shape[-2:]
-        if p.shape[-2:] == (s, l):
-            self.data[i] = p
-            return
-        rows, cols = _mirror(torch.arange(s), p.shape[-2]), _mirror(torch.arange(l), p.shape[-1])
-        self.data[i] = p[:, rows[:, None], cols[None, :]]
+        if p.shape[-2:] != (s, l):
+            rows, cols = _mirror(torch.arange(s), p.shape[-2]), _mirror(torch.arange(l), p.shape[-1])
+            p = p[:, rows[:, None], cols[None, :]]
+        self.data[i] = p
 
     def to(self, device: torch.device) -> "PhotoStack":
         """The pixels on ``device``; the sizes stay on the host, where the windows are planned (notebook 05)."""

@@ -1,5 +1,4 @@
 """Progress bars and the per-epoch table (notebook 01); ``HELPERS_PROGRESS``: ``auto``, ``text`` or ``none``."""
-from __future__ import annotations
 
 import html
 import sys
@@ -50,7 +49,6 @@ def _amount(n: float, unit: str) -> str:
         if n < 1024 or suffix == "GB":
             return f"{n:,.0f} {suffix}" if suffix == "B" else f"{n:,.1f} {suffix}"
         n /= 1024
-    return str(n)
 
 
 class Progress:
@@ -114,10 +112,8 @@ class EpochTable:
         self.names = ["epoch", *names, "time"]
         self.widths = [max(len(n), 9) for n in self.names]
         self.rows: list[list[str]] = []
-        self.start = time.perf_counter()
-        self.style = _style()
-        self._handle = None
-        if self.style == "html":
+        self.start, self._handle = time.perf_counter(), None
+        if _style() == "html":
             from IPython.display import display
             self._handle = display(self._bundle(), raw=True, display_id=True)
         else:
@@ -137,7 +133,7 @@ class EpochTable:
 
     def bar(self, iterable: Iterable, total: int | None = None, desc: str = "") -> Iterator:
         """Iterate over one epoch's batches, with a bar under the table in Jupyter (notebook 01)."""
-        if self.style != "html":
+        if self._handle is None:
             yield from progress_bar(iterable, total, desc)
             return
         start = last = time.perf_counter()

@@ -1,6 +1,5 @@
 """What a fit recorded, and its plots: ``Recorder`` for ``Learner`` (notebook 01), ``GANRecorder`` for
 ``GANLearner`` (notebook 04). Each fit starts a fresh one, as fastai's recorder did."""
-from __future__ import annotations
 
 import math
 
@@ -11,14 +10,9 @@ class Recorder:
     """Per batch: smoothed training loss, learning rate, momentum; per epoch: validation loss, metrics (notebook 01)."""
 
     def __init__(self, metric_names=()):
-        self.lrs: list[float] = []
-        self.moms: list[float] = []
-        self.losses: list[float] = []
-        self.val_losses: list[float] = []
-        self.metrics: list[list[float]] = []
-        self.metric_names = list(metric_names)
-        self.batches_per_epoch: list[int] = []
-        self.train_seconds = 0.0
+        self.lrs, self.moms, self.losses = [], [], []  # per batch (floats)
+        self.val_losses, self.metrics, self.batches_per_epoch = [], [], []  # per epoch (metrics: one list each)
+        self.metric_names, self.train_seconds = list(metric_names), 0.0
 
     def plot(self, skip_start: int = 10, skip_end: int = 5) -> None:
         """``lr_find``'s loss against lr (log x), ``skip_start`` / ``skip_end`` dropped, minimum and steepest fall
@@ -29,9 +23,7 @@ class Recorder:
         lrs, losses = self.lrs[skip_start:end], self.losses[skip_start:end]
         _, ax = pyplot().subplots(figsize=(6, 4))
         ax.plot(lrs, losses)
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate (log scale)")
-        ax.set_ylabel("smoothed training loss")
+        ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="smoothed training loss")
         if len(losses) > 2:
             best = min(range(len(losses)), key=losses.__getitem__)
             # steepest fall: the most negative slope of loss against log(lr), before the minimum
@@ -49,8 +41,7 @@ class Recorder:
         ax.plot(range(1, len(self.losses) + 1), self.losses, label="train (smoothed)")
         ends = [sum(self.batches_per_epoch[:i + 1]) for i in range(len(self.val_losses))]
         ax.plot(ends, self.val_losses, "o-", label="validation")
-        ax.set_xlabel("batches processed")
-        ax.set_ylabel("loss")
+        ax.set(xlabel="batches processed", ylabel="loss")
         ax.legend()
 
     def plot_lr(self) -> None:
@@ -58,8 +49,7 @@ class Recorder:
         _, (a, b) = pyplot().subplots(1, 2, figsize=(9, 3.5))
         for ax, values, title in ((a, self.lrs, "learning rate"), (b, self.moms, "momentum (beta1)")):
             ax.plot(values)
-            ax.set_title(title)
-            ax.set_xlabel("iteration")
+            ax.set(title=title, xlabel="iteration")
 
     def plot_metrics(self) -> None:
         """Each validation metric per epoch (notebook 01)."""
@@ -67,19 +57,15 @@ class Recorder:
         _, axs = pyplot().subplots(1, n, figsize=(4.5 * n, 3.5), squeeze=False)
         for i, (ax, name) in enumerate(zip(axs[0], self.metric_names)):
             ax.plot(range(1, len(self.metrics) + 1), [m[i] for m in self.metrics], "o-")
-            ax.set_title(name)
-            ax.set_xlabel("epoch")
+            ax.set(title=name, xlabel="epoch")
 
 
 class GANRecorder:
     """Per batch each model's raw loss; per epoch its smoothed loss, None if it got no batch (notebook 04)."""
 
     def __init__(self):
-        self.gen_losses: list[float] = []
-        self.crit_losses: list[float] = []
-        self.epoch_gen: list[float | None] = []
-        self.epoch_crit: list[float | None] = []
-        self.train_seconds = 0.0
+        self.gen_losses, self.crit_losses = [], []  # per batch of that model
+        self.epoch_gen, self.epoch_crit, self.train_seconds = [], [], 0.0  # per epoch; the fit's seconds
 
     def plot_losses(self) -> None:
         """Raw generator and critic losses against their own batch counts (notebook 04)."""
@@ -91,6 +77,5 @@ class GANRecorder:
                         color=colour)
             else:
                 ax.text(0.5, 0.5, f"no {name} batches", ha="center", va="center", transform=ax.transAxes)
-            ax.set_title(f"{name} loss ({len(losses)} batches)")
-            ax.set_xlabel("batches of this model")
+            ax.set(title=f"{name} loss ({len(losses)} batches)", xlabel="batches of this model")
         fig.tight_layout()

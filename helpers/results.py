@@ -1,6 +1,5 @@
 """Results records: each notebook writes ``runs/<notebook>.json`` (see ``Results.record``; times in seconds) and
 ``python -m helpers.results`` prints them all. Introduced in notebook 01 (resnet-mnist)."""
-from __future__ import annotations
 
 import json
 import math
@@ -128,8 +127,7 @@ def main(argv: list[str]) -> int:
     failed = [r["notebook"] for r in records if (r.get("checks") or {}).get("passed") is False]
     if failed:
         print(f"quality checks FAILED in: {', '.join(failed)}")
-        return 1
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Pictures: single images, grids of a batch, predictions next to labels (notebook 01). matplotlib is imported inside
 the functions, so importing ``helpers`` stays headless-safe."""
-from __future__ import annotations
 
+import io
 import os
 from typing import Callable
 
@@ -40,8 +40,7 @@ def show_image(img: torch.Tensor, ax=None, figsize=(3, 3), title: str | None = N
 def plot_multi(func: Callable[[int, int, object], None], rows: int, cols: int, figsize=(8, 8), dpi: int = 72,
                photo: bool = False) -> None:
     """Call ``func(i, j, ax)`` on each cell of a rows x cols grid; ``photo=True`` shows it as a JPEG (notebook 01)."""
-    plt = pyplot()
-    fig, axs = plt.subplots(rows, cols, figsize=figsize, squeeze=False, dpi=dpi)
+    fig, axs = pyplot().subplots(rows, cols, figsize=figsize, squeeze=False, dpi=dpi)
     for i in range(rows):
         for j in range(cols):
             func(i, j, axs[i, j])
@@ -54,8 +53,6 @@ def show_as_jpeg(fig=None, quality: int = 85) -> None:
     """In a notebook, show a figure as a JPEG (a fifth of a PNG's bytes) and close it (notebook 02)."""
     if not in_kernel():
         return
-    import io
-
     from IPython.display import Image, display
     plt = pyplot()
     fig = fig or plt.gcf()
@@ -69,12 +66,8 @@ def show_batch(data, rows: int = 3, figsize=(5, 5), valid: bool = False, cmap: s
     """A rows x rows grid of one (augmented) batch with its labels (notebook 01)."""
     x, y = data.one_batch(valid=valid)
     x = data.denorm(x)
-
-    def cell(i, j, ax):
-        k = i * rows + j
-        show_image(x[k], ax=ax, title=data.classes[int(y[k])], cmap=cmap)
-
-    plot_multi(cell, rows, rows, figsize=figsize)
+    plot_multi(lambda i, j, ax: show_image(x[i * rows + j], ax=ax, title=data.classes[int(y[i * rows + j])], cmap=cmap),
+               rows, rows, figsize=figsize)
 
 
 def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> None:
@@ -93,10 +86,8 @@ def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> 
 
     def cell(i, j, ax):
         k = int(order[i * rows + j])
-        img = x[k].float() / 255
-        ok = pred[k] == targs[k]
-        show_image(img, ax=ax, cmap=cmap)
-        ax.set_title(f"{classes[pred[k]]} / {classes[targs[k]]}", color="black" if ok else "red")
+        show_image(x[k].float() / 255, ax=ax, cmap=cmap)
+        ax.set_title(f"{classes[pred[k]]} / {classes[targs[k]]}", color="black" if pred[k] == targs[k] else "red")
 
     plot_multi(cell, rows, rows, figsize=figsize)
     pyplot().gcf().suptitle("prediction / truth (red: wrong)", y=1.02)
@@ -110,12 +101,12 @@ def overlay(img: torch.Tensor, mask: torch.Tensor, palette: torch.Tensor, alpha:
     return (1 - alpha) * img.float().clamp(0, 1) + alpha * colours
 
 
-def _legend(classes: list[str], palette: torch.Tensor) -> None:
-    plt = pyplot()
+def _show_with_legend(classes: list[str], palette: torch.Tensor) -> None:
     from matplotlib.patches import Patch
     handles = [Patch(color=palette[i].tolist(), label=c) for i, c in enumerate(classes)]
-    plt.gcf().legend(handles=handles, loc="lower center", ncol=min(6, len(classes)), fontsize=8,
-                     bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(classes) > 6)), frameon=False)
+    pyplot().gcf().legend(handles=handles, loc="lower center", ncol=min(6, len(classes)), fontsize=8,
+                          bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(classes) > 6)), frameon=False)
+    show_as_jpeg()
 
 
 def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, figsize=(10, 5.5),
@@ -127,8 +118,7 @@ def show_seg_batch(data, palette: torch.Tensor, rows: int = 2, cols: int = 3, fi
     rows = min(rows, len(x) // cols)
     plot_multi(lambda i, j, ax: show_image(overlay(x[i * cols + j], y[i * cols + j], palette), ax=ax),
                rows, cols, figsize=figsize)
-    _legend(data.classes, palette)
-    show_as_jpeg()
+    _show_with_legend(data.classes, palette)
 
 
 def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8)) -> None:
@@ -151,21 +141,18 @@ def show_seg_results(learn, palette: torch.Tensor, rows: int = 3, figsize=(10, 8
             show_image(overlay(img[i], pred[i], palette, alpha=1.0), ax=ax, title=f"prediction ({acc:.1%})")
 
     plot_multi(cell, rows, 3, figsize=figsize)
-    _legend(learn.data.classes, palette)
-    show_as_jpeg()
+    _show_with_legend(learn.data.classes, palette)
 
 
 def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None:
     """A confusion matrix pictured, rows as shares of each true class; extra column "void (predicted)" (notebook 02)."""
-    plt = pyplot()
     share = cm.double() / cm.sum(1, keepdim=True).clamp(min=1)
     cols = list(classes) + ["void (predicted)"] * (cm.shape[1] - len(classes))
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = pyplot().subplots(figsize=figsize)
     ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right")
     ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set(xlabel="predicted", ylabel="true")
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
             if share[i, j] >= 0.005:
@@ -211,21 +198,19 @@ def show_image_results(learn, rows: int = 3, imgsize: float = 4, dl=None, idx=No
         from helpers.color import merge_chroma
         pred = merge_chroma(pred, inputs)
     images = [inputs, pred, learn.data.denorm(y).clamp(0, 1)]
-    titles = ("Input", "Prediction", "Target")
 
     def title(i: int, j: int) -> str | None:
         if row_titles and j == 1:
             return row_titles[i]
-        return titles[j] if i == 0 else None
+        return ("Input", "Prediction", "Target")[j] if i == 0 else None
 
-    if crop is None:
-        plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j)),
-                   rows, 3, figsize=(3 * imgsize, rows * imgsize), photo=True)
-        return
-    side = images[0].shape[-1]
-    c = max(1, round(side * crop))
-    lo = (side - c) // 2
-    images = [im[..., lo:lo + c, lo:lo + c] for im in images]
-    inches = c * zoom / 100 + 0.15  # 100 dpi: zoom screen pixels per image pixel, and a margin
-    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j), interpolation="nearest"),
-               rows, 3, figsize=(3 * inches, rows * (inches + 0.25)), dpi=100)
+    figsize, dpi, pixels = (3 * imgsize, rows * imgsize), 72, {}
+    if crop is not None:
+        side = images[0].shape[-1]
+        c = max(1, round(side * crop))
+        lo = (side - c) // 2
+        images = [im[..., lo:lo + c, lo:lo + c] for im in images]
+        inches = c * zoom / 100 + 0.15  # 100 dpi: zoom screen pixels per image pixel, and a margin
+        figsize, dpi, pixels = (3 * inches, rows * (inches + 0.25)), 100, {"interpolation": "nearest"}
+    plot_multi(lambda i, j, ax: show_image(images[j][i], ax=ax, title=title(i, j), **pixels),
+               rows, 3, figsize=figsize, dpi=dpi, photo=crop is None)

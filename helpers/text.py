@@ -1,5 +1,4 @@
 """Human numbers (1 ... 9,999 in words): corpus, vocabulary and language-model batches (notebook 06)."""
-from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
@@ -74,7 +73,9 @@ class Corpus:
 
     def databunch(self, bs: int = 64, bptt: int = 70, vocab: "Vocab | None" = None) -> "LMDataBunch":
         """Language-model loaders over both documents, like the lesson's ``databunch(bs, bptt)`` (notebook 06)."""
-        return LMDataBunch.create(self, bs=bs, bptt=bptt, vocab=vocab)
+        vocab = vocab or self.vocab()
+        return LMDataBunch(LMLoader(vocab.numericalize(self.train), bs, bptt),
+                           LMLoader(vocab.numericalize(self.valid), bs, bptt), vocab)
 
 
 def human_numbers(path: Path | str | None = None) -> Corpus:
@@ -93,8 +94,8 @@ def read_human_numbers(path: Path | str) -> Corpus:
         file = path / name
         if not file.is_file():
             raise FileNotFoundError(f"{file} is missing: a human_numbers folder holds train.txt and valid.txt")
-        lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
-        docs.append(tokenize(make_document(line for line in lines if line)))
+        lines = file.read_text(encoding="utf-8").splitlines()
+        docs.append(tokenize(make_document(line for line in lines if line.strip())))
     return Corpus(*docs, source=str(path))
 
 
@@ -117,10 +118,10 @@ class Vocab:
             raise ValueError("a vocabulary cannot hold the same token twice")
 
     @classmethod
-    def create(cls, tokens: Iterable[str], specials: Sequence[str] = SPECIAL_TOKENS, min_freq: int = 1) -> "Vocab":
+    def create(cls, tokens: Iterable[str], specials: Sequence[str] = SPECIAL_TOKENS) -> "Vocab":
         """Special tokens first, then the other tokens by falling frequency (ties: first seen first) (notebook 06)."""
         counts = Counter(t for t in tokens if t not in specials)
-        return cls([*specials, *(t for t, c in counts.most_common() if c >= min_freq)])
+        return cls([*specials, *(t for t, _ in counts.most_common())])
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -149,16 +150,13 @@ class LMLoader:
         if bs < 1 or bptt < 1:
             raise ValueError(f"bs and bptt must be positive, got bs={bs}, bptt={bptt}")
         self.device = device or config.device()
-        self.bs, self.bptt, self.n_tokens = bs, bptt, len(ids)
+        self.bs, self.bptt, self.n_tokens, self.max_batches = bs, bptt, len(ids), max_batches
         row_len = (len(ids) - 1) // bs  # tokens per row that have a next token to predict
         self.n_chunks = row_len // bptt
         if self.n_chunks == 0:
             raise ValueError(f"{len(ids):,} tokens are too few for bs={bs} rows of at least bptt={bptt} + 1 tokens")
-        self.max_batches = max_batches
-        used = self.n_chunks * bptt
-        starts = torch.arange(bs) * row_len
-        cols = torch.arange(used + 1)
-        self.rows = ids[starts[:, None] + cols[None, :]].to(self.device)  # (bs, used + 1)
+        # bs overlapping windows of n_chunks * bptt + 1 tokens, row r starting at token r * row_len
+        self.rows = ids.unfold(0, self.n_chunks * bptt + 1, row_len)[:bs].contiguous().to(self.device)
 
     def __len__(self) -> int:
         return config.n_batches(self.n_chunks, self.max_batches)
@@ -169,8 +167,7 @@ class LMLoader:
         return self.n_chunks * self.bptt * self.bs
 
     def __iter__(self):
-        for k in range(len(self)):
-            a = k * self.bptt
+        for a in range(0, len(self) * self.bptt, self.bptt):  # a: the batch's first column
             yield self.rows[:, a:a + self.bptt].contiguous(), self.rows[:, a + 1:a + self.bptt + 1].contiguous()
 
     def __repr__(self) -> str:
@@ -185,28 +182,12 @@ class LMDataBunch:
     valid_dl: LMLoader
     vocab: Vocab
 
-    @classmethod
-    def create(cls, corpus: Corpus, bs: int = 64, bptt: int = 70, vocab: Vocab | None = None,
-               device: torch.device | None = None) -> "LMDataBunch":
-        """Numericalise both documents and wrap them in loaders (notebook 06)."""
-        vocab = vocab or corpus.vocab()
-        return cls(LMLoader(vocab.numericalize(corpus.train), bs, bptt, device),
-                   LMLoader(vocab.numericalize(corpus.valid), bs, bptt, device), vocab)
-
     @property
     def device(self) -> torch.device:
         return self.train_dl.device
 
-    @property
-    def bs(self) -> int:
-        return self.train_dl.bs
-
-    @property
-    def bptt(self) -> int:
-        return self.train_dl.bptt
-
     def __repr__(self) -> str:
-        return (f"LMDataBunch: vocab {len(self.vocab)}, bs {self.bs}, bptt {self.bptt}; "
+        return (f"LMDataBunch: vocab {len(self.vocab)}, bs {self.train_dl.bs}, bptt {self.train_dl.bptt}; "
                 f"train {len(self.train_dl)} batches, valid {len(self.valid_dl)} batches")
 
     def one_batch(self, valid: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,9 +224,7 @@ class BatchNorm1dFlat(nn.BatchNorm1d):
     """``BatchNorm1d`` over the last dimension of a ``(..., features)`` tensor (notebook 06)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return super().forward(x)
-        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)  # (bs, features) is its own reshape
 
 
 class RNNRegularizer:

@@ -1,6 +1,5 @@
 """U-Net from any CNN encoder, as fastai v1's ``DynamicUnet`` in the lesson (blur after *every* pixel shuffle).
 Introduced in notebook 02 (camvid-unet); reused by the super-resolution, GAN and colorization notebooks."""
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -10,14 +9,12 @@ from helpers.hooks import Hooks
 from helpers.layers import MergeLayer, SelfAttention, conv_layer, res_block
 
 
-def icnr_(weight: torch.Tensor, scale: int = 2, init=nn.init.kaiming_normal_) -> torch.Tensor:
+def icnr_(weight: torch.Tensor, scale: int = 2) -> torch.Tensor:
     """ICNR init, in place: a pixel shuffle after the conv starts as nearest-neighbour upsampling (notebook 02)."""
     nf, ni, *k = weight.shape
-    sub = torch.empty(nf // scale**2, ni, *k)
-    init(sub)
+    sub = nn.init.kaiming_normal_(torch.empty(nf // scale**2, ni, *k))
     with torch.no_grad():
-        weight.copy_(sub.repeat_interleave(scale**2, dim=0))
-    return weight
+        return weight.copy_(sub.repeat_interleave(scale**2, dim=0))
 
 
 class PixelShuffle_ICNR(nn.Module):
@@ -27,15 +24,12 @@ class PixelShuffle_ICNR(nn.Module):
         super().__init__()
         nf = nf or ni
         self.conv = conv_layer(ni, nf * scale**2, ks=1, norm=norm, use_activ=False)
-        conv = self.conv[0]
-        weight = icnr_(torch.empty_like(conv.weight), scale)
-        with torch.no_grad():
-            if norm in ("weight", "spectral", "spectral+batch"):
-                conv.weight = weight  # a parametrized weight is set through its right_inverse
-            else:
-                conv.weight.copy_(weight)
-        if conv.bias is not None:
-            nn.init.zeros_(conv.bias)
+        conv = self.conv[0]  # conv_layer has zeroed its bias, if any
+        if norm in ("weight", "spectral", "spectral+batch"):
+            with torch.no_grad():  # a parametrized weight is set through its right_inverse
+                conv.weight = icnr_(torch.empty_like(conv.weight), scale)
+        else:
+            icnr_(conv.weight, scale)
         self.relu = nn.ReLU(inplace=True)
         self.shuf = nn.PixelShuffle(scale)
         self.blur = nn.Sequential(nn.ReplicationPad2d((1, 0, 1, 0)), nn.AvgPool2d(2, stride=1)) if blur else nn.Identity()
@@ -106,7 +100,7 @@ class DynamicUnet(nn.Module):
     stay until ``remove_hooks()``. ``norm``: every decoder conv's; ``nf_factor`` widens the decoder (notebook 07)."""
 
     def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] | None = None, in_ch: int = 3,
-                 blur: bool = True, blur_final: bool = True, self_attention: bool = False,
+                 blur: bool = True, self_attention: bool = False,
                  y_range: tuple[float, float] | None = None, last_cross: bool = True, bottle: bool = False,
                  norm: str | None = None, nf_factor: float = 1.0):
         super().__init__()
@@ -117,19 +111,15 @@ class DynamicUnet(nn.Module):
         ni = shapes[-1][1]
         self.middle = nn.Sequential(nn.BatchNorm2d(ni), nn.ReLU(), conv_layer(ni, ni * 2, norm=norm),
                                     conv_layer(ni * 2, ni, norm=norm))
-        blocks, up_c = [], ni
+        n_skips = len(self.skip_idxs)
+        self.blocks, up_c = nn.ModuleList(), ni
         for k, i in enumerate(reversed(self.skip_idxs)):
-            final = k == len(self.skip_idxs) - 1
-            block = UnetBlock(up_c, shapes[i][1], final_div=not final, blur=blur and (blur_final or not final),
-                              self_attention=self_attention and k == len(self.skip_idxs) - 3, norm=norm,
-                              nf_factor=nf_factor)
-            blocks.append(block)
-            up_c = block.conv2[0].out_channels
-        self.blocks = nn.ModuleList(blocks)
-        head: list[nn.Module] = []
-        if shapes[self.skip_idxs[0]][-2:] != torch.Size(PROBE):
-            head.append(PixelShuffle_ICNR(up_c, blur=blur, norm=norm))
-        self.upsample = nn.Sequential(*head)
+            self.blocks.append(UnetBlock(up_c, shapes[i][1], final_div=k != n_skips - 1, blur=blur,
+                                         self_attention=self_attention and k == n_skips - 3, norm=norm,
+                                         nf_factor=nf_factor))
+            up_c = self.blocks[-1].conv2[0].out_channels
+        needs_up = shapes[self.skip_idxs[0]][-2:] != torch.Size(PROBE)  # the first skip is below full size
+        self.upsample = nn.Sequential(PixelShuffle_ICNR(up_c, blur=blur, norm=norm)) if needs_up else nn.Sequential()
         self.last_cross = last_cross
         last_norm = "spectral" if norm == "spectral+batch" else norm  # DeOldify: no extra BN at the end
         if last_cross:
@@ -172,8 +162,7 @@ def start_as_identity_(unet: DynamicUnet) -> DynamicUnet:
         raise ValueError("start_as_identity_ needs a U-Net built with last_cross=True: only then does its end see the input")
     if not isinstance(unet.y_range, nn.Identity):
         raise ValueError("start_as_identity_ needs a U-Net without y_range: the sigmoid would squash the input")
-    n_out, n_all = final.out_channels, final.in_channels
-    n_img = unet.in_ch
+    n_out, n_all, n_img = final.out_channels, final.in_channels, unet.in_ch
     if n_out != n_img:
         raise ValueError(f"start_as_identity_ needs as many outputs as input channels, got {n_out} and {n_img}")
     last = unet.res.convs[-1][0]
