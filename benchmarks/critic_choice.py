@@ -32,9 +32,9 @@ from helpers.crappify import crappify_folder  # noqa: E402
 from helpers.download import untar_data  # noqa: E402
 from helpers.imagedata import critic_data, get_transforms, image_pair_data, save_preds  # noqa: E402
 from helpers.layers import gan_critic  # noqa: E402
-from helpers.learner import Learner, accuracy_thresh_expand  # noqa: E402
+from helpers.learner import Learner  # noqa: E402
 from helpers.losses import AdaptiveLoss  # noqa: E402
-from helpers.metrics import critic_accuracy  # noqa: E402
+from helpers.metrics import accuracy_thresh_expand, critic_accuracy  # noqa: E402
 from helpers.unet import DynamicUnet, start_as_identity_  # noqa: E402
 
 CANDIDATES = {

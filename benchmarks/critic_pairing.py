@@ -31,8 +31,8 @@ from helpers.download import untar_data  # noqa: E402
 from helpers.folders import derive_folder  # noqa: E402
 from helpers.imagedata import critic_data  # noqa: E402
 from helpers.layers import gan_critic  # noqa: E402
-from helpers.learner import accuracy_thresh_expand  # noqa: E402
 from helpers.losses import AdaptiveLoss  # noqa: E402
+from helpers.metrics import accuracy_thresh_expand  # noqa: E402
 
 
 def centre_square(src, dest) -> None:

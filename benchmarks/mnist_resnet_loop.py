@@ -19,7 +19,8 @@ from helpers import config
 from helpers.data import ImageList, rand_pad
 from helpers.download import untar_data
 from helpers.layers import Flatten, conv_layer, res_block
-from helpers.learner import Learner, accuracy
+from helpers.learner import Learner
+from helpers.metrics import accuracy
 from helpers.results import machine
 
 

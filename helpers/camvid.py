@@ -17,6 +17,7 @@ VOID = CODES.index("Void")
 PALETTE = torch.tensor([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
                         [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192], [0, 0, 0]]) / 255
 
+
 def pairs(path: Path | str, split: str) -> tuple[ImageList, list[Path]]:
     """The frames of ``split`` and, for each, its mask in ``<split>annot/`` (same file name) (notebook 02)."""
     path = Path(path)

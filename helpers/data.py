@@ -10,6 +10,7 @@ A split is decoded once (cached as a uint8 tensor) and batches are cut from it, 
 import copy
 import dataclasses
 import hashlib
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -46,10 +47,8 @@ def cached(root: Path, items: Sequence[Path], tag: str, build: Callable[[], obje
     listing = "".join(f"{p.relative_to(root)}{p.stat().st_size}" for p in items)
     path = root / ".cache" / f"decoded-{hashlib.sha1((tag + listing).encode()).hexdigest()[:16]}.pt"
     if path.exists():
-        try:
+        with suppress(Exception):  # an unreadable cache is simply rebuilt
             return torch.load(path, weights_only=True)
-        except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
-            pass
     value = build()
     atomic_write(path, lambda tmp: torch.save(value, tmp))
     return value
@@ -290,7 +289,6 @@ class DataBunch:
         return normalize(x.to(self.device), self.stats)
 
 
-# --- GAN data: noise in, real images out (notebook 04, wgan) ----------------------------------
 def gan_images(il: ImageList, size: int) -> PhotoStack:
     """A GAN's real images as a ``PhotoStack``, short side at most ``size`` (JPEGs drafted), cached (notebook 04)."""
     def build() -> dict:  # the stack's fields, saved as a dict of tensors
@@ -310,8 +308,7 @@ class GANLoader(TensorLoader):
 
     def real_batch(self, idx: torch.Tensor) -> torch.Tensor:
         """Images ``idx`` as a float batch in [-1, 1] on the device."""
-        x = random_squares(self.x, idx, self.size)
-        return x.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        return random_squares(self.x, idx, self.size).to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` noise vectors shaped for ``basic_generator``."""

@@ -33,12 +33,11 @@ class CorruptArchiveError(DownloadError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A downloadable dataset: archive URL, the folder it extracts to, size / sha256 if known (notebook 01)."""
+    """A downloadable dataset: archive URL, the folder it extracts to, its size if known (notebook 01)."""
     name: str
     url: str
     folder: str
     size: int | None = None
-    sha256: str | None = None
     about: str = ""
     inner: str | None = None  # where the dataset sits inside the canonical archive, if not at ``folder``
 
@@ -76,7 +75,7 @@ def untar_data(name: str, force: bool = False) -> Path:
     dest = root / ds.folder
     if dest.is_dir() and not force:
         return dest
-    url, sha256, size = _resolve(f"{ds.name}.tgz", ds.url, ds.sha256, ds.size)  # a mirror's archive may be a sample
+    url, sha256, size = _resolve(f"{ds.name}.tgz", ds.url, None, ds.size)  # a mirror's archive may be a sample
     archive = root / "archives" / f"{name}.tgz"
     if archive.exists() and not force:
         try:  # a cached archive of the wrong size or sha256 is removed
@@ -99,10 +98,8 @@ def untar_data(name: str, force: bool = False) -> Path:
     return _extract(archive, ds, root, inner)
 
 
-def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
-             same_bytes: bool = False) -> tuple[str, str | None, int | None]:
-    """(url, sha256, size): ``<mirror>/<filename>`` checked by its SHA256SUMS (or, if ``same_bytes``, ``sha256``),
-    else ``url``."""
+def _resolve(filename: str, url: str, sha256: str | None, size: int | None) -> tuple[str, str | None, int | None]:
+    """(url, sha256, size): ``<mirror>/<filename>`` checked by its SHA256SUMS, else by ``sha256``; else ``url``."""
     base = config.mirror()
     if base is None:
         return url, sha256, size
@@ -112,13 +109,13 @@ def _resolve(filename: str, url: str, sha256: str | None, size: int | None,
         with resp:
             lines = resp.read().decode("utf-8", "replace").splitlines()
         sums = {parts[1].lstrip("*"): parts[0].lower() for parts in map(str.split, lines) if len(parts) == 2}
-    return f"{base}/{filename}", sums.get(filename, sha256 if same_bytes else None), None
+    return f"{base}/{filename}", sums.get(filename, sha256), None
 
 
 def download_file(filename: str, url: str, dest: Path, sha256: str | None = None, size: int | None = None) -> str:
     """Fetch ``<mirror>/<filename>``, else ``url``, to ``dest``, checked against the mirror's SHA256SUMS, else
     ``sha256`` (DownloadError on a mismatch, ``dest`` untouched); return its sha256 (notebook 02)."""
-    src, expected_sha, expected_size = _resolve(filename, url, sha256, size, same_bytes=True)
+    src, expected_sha, expected_size = _resolve(filename, url, sha256, size)
     return _download(src, Path(dest), expected_sha, expected_size)
 
 
@@ -168,8 +165,7 @@ def _download(url: str, archive: Path, sha256: str | None, size: int | None) -> 
     part = archive.with_name(archive.name + ".part")
     try:
         with _open(url) as resp:
-            length = resp.headers.get("Content-Length")
-            expected = int(length) if length is not None else None
+            expected = int(resp.headers["Content-Length"]) if "Content-Length" in resp.headers else None
             received, digest = 0, hashlib.sha256()
             with open(part, "wb") as out, Progress(expected, archive.name, unit="B") as bar:
                 while chunk := resp.read(CHUNK):

@@ -17,6 +17,7 @@ from helpers.files import building
 from helpers.photos import raise_failures, short_side_size
 from helpers.progress import progress_bar
 
+
 def resize_one(src: Path | str, dest: Path | str, size: int, quality: int = 60) -> None:
     """Save ``src`` as ``dest``, RGB JPEG ``quality``, shorter side ``size`` (bilinear, aspect kept) (notebook 05)."""
     with Image.open(src) as img:

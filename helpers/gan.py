@@ -75,8 +75,6 @@ class HostLoss:
         return arrived[0], float(arrived[1])
 
 
-# --- images -----------------------------------------------------------------------------------
-
 def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, value_range: tuple[float, float] = (-1, 1)) -> torch.Tensor:
     """A batch (N, C, H, W) in ``value_range`` -> one uint8 image on the CPU, white ``pad`` gaps (notebook 04)."""
     lo, hi = value_range
@@ -84,8 +82,6 @@ def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, value_range: tuple[
     # make_grid repeats a single channel three times; keep the input's channel count
     return make_grid(x, nrow=min(nrow, len(x)), padding=pad, pad_value=255)[: x.shape[1]]
 
-
-# --- the learner ------------------------------------------------------------------------------
 
 def gan_losses(loss_gen: Callable, loss_crit: Callable, weights_gen: tuple[float, float] = (1.0, 1.0)):
     """The losses fastai's ``GANLearner.from_learners`` builds (notebook 03): generator ``w0 * loss_crit(critic(fake),
@@ -177,10 +173,7 @@ class GANLearner(BaseLearner):
         """The same generator inputs for every grid: seeded noise, or the first ``n`` validation inputs."""
         if hasattr(self.data, "noise"):
             return self.data.noise(n, torch.Generator().manual_seed(config.seed()))
-        dl = getattr(self.data, "valid_dl", None)
-        if dl is not None and hasattr(dl, "batch"):
-            return dl.batch(torch.arange(min(n, dl.n_items)))[0]
-        return next(iter(getattr(self.data, "train_dl", self.data)))[0][:n]
+        return self.data.valid_dl.batch(torch.arange(min(n, self.data.valid_dl.n_items)))[0]
 
     def _set_idle(self, model: nn.Module, idle: bool) -> None:
         if idle and id(model) not in self._frozen:
@@ -199,23 +192,6 @@ class GANLearner(BaseLearner):
         self._set_idle(idle, True)
         active.train()
         idle.train(not self.switch_eval)
-
-    def clip_critic(self) -> None:
-        """Clamp every critic parameter to ``[-clip, clip]`` (WGAN), before every batch (notebook 04)."""
-        if self.clip:
-            with torch.no_grad():
-                params = list(self.critic.parameters())
-                torch._foreach_clamp_min_(params, -self.clip)
-                torch._foreach_clamp_max_(params, self.clip)
-
-    def _set_opts(self, lr: float, wd: float) -> None:
-        """Each model's Adam, made at the first fit and kept; later fits set lr (critic's ``* critic_lr_mult``), wd."""
-        if self.opt_gen is None:
-            self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
-                                                          self.device) for m in (self.generator, self.critic))
-        for opt, rate in ((self.opt_gen, lr), (self.opt_crit, lr * self.critic_lr_mult)):
-            for group in opt.param_groups:
-                group["lr"], group["weight_decay"] = rate, wd
 
     def critic_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One critic update on a real batch and the fakes made from ``x`` (notebook 04)."""
@@ -242,8 +218,13 @@ class GANLearner(BaseLearner):
     def fit(self, epochs: int, lr: float = 2e-4, wd: float | None = None) -> None:
         """Train ``epochs`` epochs at a constant ``lr`` (critic's ``* critic_lr_mult``), critic first; a row of smoothed
         losses per epoch ("—": no batch), a grid of fixed inputs every ``grid_every`` epochs and last (notebook 04)."""
-        epochs = smoke_epochs(epochs)
-        self._set_opts(lr, self.wd if wd is None else wd)
+        epochs, wd = smoke_epochs(epochs), self.wd if wd is None else wd
+        if self.opt_gen is None:  # each model's Adam, made at the first fit and kept; later fits set lr and wd
+            self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
+                                                          self.device) for m in (self.generator, self.critic))
+        for opt, rate in ((self.opt_gen, lr), (self.opt_crit, lr * self.critic_lr_mult)):
+            for group in opt.param_groups:
+                group["lr"], group["weight_decay"] = rate, wd
         rec = self.recorder = GANRecorder()
         smooth, steps = {True: SmoothedLoss(), False: SmoothedLoss()}, []
         host = HostLoss(lag=self.device.type != "cpu")
@@ -254,7 +235,11 @@ class GANLearner(BaseLearner):
         def train_batch(batch) -> None:
             if nxt[0] != self.gen_mode:
                 self.switch(nxt[0])
-            self.clip_critic()
+            if self.clip:  # WGAN: every critic parameter clamped to [-clip, clip], before every batch
+                with torch.no_grad():
+                    params = list(self.critic.parameters())
+                    torch._foreach_clamp_min_(params, -self.clip)
+                    torch._foreach_clamp_max_(params, self.clip)
             mode = self.gen_mode
             loss = self.generator_step(*batch) if mode else self.critic_step(*batch)
             steps.append((mode, loss))

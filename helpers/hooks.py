@@ -6,20 +6,17 @@
         a, b = hooks.stored
 """
 
+from contextlib import suppress
+from functools import partial
 from typing import Sequence
 
 import torch
 from torch import nn
 
 
-class StoreOutput:
-    """A forward hook putting a module's output in ``stored[i]`` (detached if ``detach``) (notebook 02)."""
-
-    def __init__(self, stored: list, i: int, detach: bool):
-        self.stored, self.i, self.detach = stored, i, detach
-
-    def __call__(self, _module: nn.Module, _inp, out) -> None:
-        self.stored[self.i] = out.detach() if self.detach and isinstance(out, torch.Tensor) else out
+def store_output(stored: list, i: int, detach: bool, _module: nn.Module, _inp, out) -> None:
+    """A forward hook once ``Hooks`` binds its first three arguments: the output into ``stored[i]`` (notebook 02)."""
+    stored[i] = out.detach() if detach and isinstance(out, torch.Tensor) else out
 
 
 class Hooks:
@@ -28,7 +25,8 @@ class Hooks:
 
     def __init__(self, modules: Sequence[nn.Module], detach: bool = True):
         self.stored: list = [None] * len(modules)
-        self._handles = [m.register_forward_hook(StoreOutput(self.stored, i, detach)) for i, m in enumerate(modules)]
+        self._handles = [m.register_forward_hook(partial(store_output, self.stored, i, detach))
+                         for i, m in enumerate(modules)]
 
     def clear(self) -> None:
         """Forget the stored outputs, so no activations stay alive between calls (notebook 02)."""
@@ -41,11 +39,6 @@ class Hooks:
         self._handles = []
         self.clear()
 
-    @property
-    def removed(self) -> bool:
-        """True once the hooks are off (notebook 02)."""
-        return not self._handles
-
     def __enter__(self) -> "Hooks":
         return self
 
@@ -53,10 +46,8 @@ class Hooks:
         self.remove()
 
     def __del__(self):
-        try:
+        with suppress(Exception):  # interpreter shutdown
             self.remove()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 def model_summary(model: nn.Module, xb: torch.Tensor) -> str:

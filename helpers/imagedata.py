@@ -28,7 +28,6 @@ def get_transforms(max_zoom: float = 1.1, max_rotate: float = 10.0, max_warp: fl
                    max_warp=max_warp, max_lighting=max_lighting, p_affine=p_affine, p_lighting=p_lighting)
 
 
-# --- pairs and split -----------------------------------------------------------------------------
 def image_pairs(path_x: Path | str, path_y: Path | str) -> tuple[list[Path], list[Path]]:
     """Every image below ``path_x`` and the same relative path below ``path_y`` (notebook 05); a missing one raises."""
     path_x, path_y = Path(path_x), Path(path_y)
@@ -49,7 +48,6 @@ def split_by_rand_pct(n: int, valid_pct: float = 0.1, seed: int = 42) -> tuple[l
     return sorted(set(range(n)) - set(valid)), valid
 
 
-# --- loaders -----------------------------------------------------------------------------------
 class ImagePairLoader(TensorLoader):
     """Batches of normalised (input, target) cut from two ``PhotoStack``s of the same photos; training loaders shuffle,
     drop the last partial batch and apply ``tfms``, validation loaders cut the centred square (notebook 05)."""
@@ -63,14 +61,10 @@ class ImagePairLoader(TensorLoader):
         self.size, self.augment, self.stats = size, tfms, stats
         self.names = names  # each item's file name relative to its folder, where known (save_preds)
 
-    def params(self, idx: torch.Tensor) -> Params:
-        """Windows and transforms of items ``idx``: random in training, else the centred square (notebook 05)."""
-        sizes = self.x.sizes[torch.as_tensor(idx).cpu()]
-        return self.augment.sample(sizes) if self.shuffle else Params.plain(center_boxes(sizes))
-
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Items ``idx`` as one batch, transformed as this loader does (notebook 05)."""
-        params = self.params(idx)
+        """Items ``idx`` as one batch: random windows and transforms in training, else centred squares (notebook 05)."""
+        sizes = self.x.sizes[torch.as_tensor(idx).cpu()]
+        params = self.augment.sample(sizes) if self.shuffle else Params.plain(center_boxes(sizes))
         x, y = (lighting(cut(s, idx, params, self.size).to(self.device) / 255, params) for s in (self.x, self.y))
         return normalize(x, self.stats), normalize(y, self.stats)
 
@@ -163,7 +157,6 @@ def upscale(learn, img: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
     return x[0], learn.predict_batch(learn.data.prepare(x), denorm=True)[0].cpu()
 
 
-# --- the generator's pictures and the critic's data (notebook 03) ---------------------------------------
 @torch.no_grad()
 def save_preds(learn, dest: Path | str, dl: ImagePairLoader | None = None, quality: int = 95,
                max_batches: int | None = None) -> Path:

@@ -166,7 +166,7 @@ class Learner(BaseLearner):
         totals, count = None, 0
         with self.eval_mode():
             self._reset_model()
-            for xb, yb in dl:
+            for xb, yb in self._bar(dl, total=len(dl), desc="validation"):
                 loss = self._loss_on(xb, yb)
                 parts = [self.loss_func.metrics[k].float() for k in self._loss_part_names()]
                 vals = torch.stack([loss.float()] + [m(self.pred, yb).float() for m in self.metrics] + parts)

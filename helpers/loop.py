@@ -13,7 +13,7 @@ from torch import nn
 
 from helpers import config
 from helpers.files import atomic_write
-from helpers.progress import EpochTable
+from helpers.progress import EpochTable, progress_bar
 
 
 def gpu_tuned(device: torch.device) -> bool:
@@ -89,14 +89,13 @@ def smoke_epochs(epochs: int) -> int:
 
 
 class BaseLearner:
-    """What both learners share: data, device, callbacks, eval mode, prediction, epoch loop, saving (notebook 01)."""
+    """What both learners share (notebook 01): data, device, callbacks, eval mode, prediction, epoch loop, saving;
+    a subclass names its models in ``models()`` ({name: module})."""
 
     def __init__(self, data, callbacks: Sequence = ()):
         self.data, self.callbacks = data, list(callbacks)
         self.device = getattr(data, "device", config.device())
-
-    def models(self) -> dict[str, nn.Module]:
-        raise NotImplementedError
+        self._bar = progress_bar  # during a fit, its table's bar: a validation pass shows under the epoch table
 
     def event(self, name: str) -> None:
         """Call ``name`` on every callback that has it, with this learner (notebook 01)."""
@@ -138,18 +137,22 @@ class BaseLearner:
         """The epoch loop: events, a table row per epoch (``end_epoch(epoch)``), ``train_batch(batch)`` over ``loader``,
         ``finish()`` before ``after_fit``; returns the seconds taken."""
         table = EpochTable(names)
-        self.event("before_fit")
-        for epoch in range(1, epochs + 1):
-            start, self.epoch = time.perf_counter(), epoch
-            self.start_epoch()
-            self.event("before_epoch")
-            for batch in table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"):
-                train_batch(batch)
-                self.event("after_batch")
-            values = end_epoch(epoch)
-            self.event("after_epoch")
-            table.row(epoch, values, time.perf_counter() - start)
-        seconds = table.close()
+        self._bar = table.bar
+        try:
+            self.event("before_fit")
+            for epoch in range(1, epochs + 1):
+                start, self.epoch = time.perf_counter(), epoch
+                self.start_epoch()
+                self.event("before_epoch")
+                for batch in table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"):
+                    train_batch(batch)
+                    self.event("after_batch")
+                values = end_epoch(epoch)
+                self.event("after_epoch")
+                table.row(epoch, values, time.perf_counter() - start)
+            seconds = table.close()
+        finally:
+            self._bar = progress_bar
         if finish is not None:
             finish()
         self.event("after_fit")

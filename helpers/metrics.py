@@ -1,4 +1,4 @@
-"""Every score of the project, in sections by notebook. Images: RGB in [0, 1] (predictions clamped), compared whole,
+"""Every score of the project, grouped by notebook. Images: RGB in [0, 1] (predictions clamped), compared whole,
 ``data_range=1``; SSIM with an 11-px Gaussian window (sigma 1.5), reflect-padded as torchmetrics does."""
 
 import torch
@@ -8,7 +8,6 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from helpers.progress import progress_bar
 
 
-# --- classification (notebooks 01, 03) -----------------------------------------------------------------
 def accuracy(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     """Fraction of argmax predictions equal to the target; works on flattened sequences (notebook 01)."""
     return (pred.argmax(-1).reshape(-1) == targ.reshape(-1)).float().mean()
@@ -23,7 +22,6 @@ def accuracy_thresh_expand(pred: torch.Tensor, targ: torch.Tensor, thresh: float
     return ((pred > thresh).long() == targ.reshape(-1, *[1] * (pred.dim() - 1)).long()).float().mean()
 
 
-# --- segmentation (notebook 02) -------------------------------------------------------------------------
 def accuracy_no_void(pred: torch.Tensor, targ: torch.Tensor, void: int = 11) -> torch.Tensor:
     """The lesson's ``acc_camvid``: pixel accuracy over non-``void`` targets, void predictions wrong (notebook 02)."""
     keep = targ != void
@@ -55,7 +53,6 @@ def evaluate(learn, dl=None, n_classes: int = 11) -> torch.Tensor:
     return cm
 
 
-# --- images (notebooks 03, 05, 07) ----------------------------------------------------------------------
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR in dB, ``10 log10(1 / mse)``, of each image (N, C, H, W) in [0, 1], as torchmetrics' (notebook 05)."""
     return peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
@@ -167,7 +164,6 @@ def delta_e(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             - kornia.color.rgb_to_lab(target.float())).norm(dim=1).flatten(1).mean(1)
 
 
-# --- GANs (notebook 04) ---------------------------------------------------------------------------------
 def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
     vals, vecs = torch.linalg.eigh((m + m.T) / 2)
     return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T

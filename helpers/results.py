@@ -1,4 +1,4 @@
-"""Results records: each notebook writes ``runs/<notebook>.json`` (see ``Results.record``; times in seconds) and
+"""Results records: each notebook writes ``runs/<notebook>.json`` (see ``Results.save``; times in seconds) and
 ``python -m helpers.results`` prints them all. Introduced in notebook 01 (resnet-mnist)."""
 
 import json
@@ -63,21 +63,17 @@ class Results:
                                  f"The record, marked failed, is in {self.path()}")
         print("checks passed: " + ", ".join(f"{k} {self.metrics[k]:.4f} >= {f}" for k, f in floors.items()))
 
-    def record(self) -> dict:
-        rec = {"notebook": self.notebook, "profile": config.profile().name, "smoke": config.smoke(),
-               "device": config.device().type, "machine": machine(), "torch": torch.__version__.split("+")[0],
-               "seconds": round(time.perf_counter() - self.start, 1), "metrics": self.metrics}
-        if self.checks is not None:
-            rec["checks"] = self.checks
-        return rec
-
     def path(self) -> Path:
         """``runs/<notebook>.json`` (notebook 01)."""
         return config.runs_dir() / f"{self.notebook}.json"
 
     def save(self) -> None:
         """Write ``runs/<notebook>.json`` (see ``path``) atomically and print the table (notebook 01)."""
-        rec = self.record()
+        rec = {"notebook": self.notebook, "profile": config.profile().name, "smoke": config.smoke(),
+               "device": config.device().type, "machine": machine(), "torch": torch.__version__.split("+")[0],
+               "seconds": round(time.perf_counter() - self.start, 1), "metrics": self.metrics}
+        if self.checks is not None:
+            rec["checks"] = self.checks
         atomic_write(self.path(), lambda tmp: tmp.write_text(json.dumps(rec, indent=2) + "\n"))
         print(format_table([rec]))
 
@@ -96,12 +92,6 @@ def check_status(record: dict) -> str:
     return "passed" if checks["passed"] else "FAILED: " + ", ".join(checks.get("failed", {}))
 
 
-def _fmt(name: str, value) -> str:
-    if isinstance(value, float):
-        return f"{value:,.1f}" if name.endswith("seconds") else f"{value:.4f}"
-    return str(value)
-
-
 def format_table(records: list[dict]) -> str:
     """Records as a text table ``notebook | profile | machine | metric | value``, with ``checks`` rows (notebook 01)."""
     rows = [("notebook", "profile", "machine", "metric", "value")]
@@ -109,7 +99,9 @@ def format_table(records: list[dict]) -> str:
         where = r.get("machine", r["device"])
         prof = r["profile"] + (" smoke" if r.get("smoke") else "")
         for name, value in [*r["metrics"].items(), ("notebook_seconds", r["seconds"]), ("checks", check_status(r))]:
-            rows.append((r["notebook"], prof, where, name, _fmt(name, value)))
+            if isinstance(value, float):
+                value = f"{value:,.1f}" if name.endswith("seconds") else f"{value:.4f}"
+            rows.append((r["notebook"], prof, where, name, str(value)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

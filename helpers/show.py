@@ -93,7 +93,6 @@ def show_results(learn, rows: int = 3, figsize=(6, 6), cmap: str = "binary") -> 
     pyplot().gcf().suptitle("prediction / truth (red: wrong)", y=1.02)
 
 
-# --- segmentation (notebook 02) -------------------------------------------------------------------
 def overlay(img: torch.Tensor, mask: torch.Tensor, palette: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
     """Blend a class mask (H, W), coloured by ``palette`` (n_classes, 3) in [0, 1], over an image
     (3, H, W) in [0, 1]; ``alpha=1`` shows the colours alone (notebook 02)."""
@@ -162,7 +161,6 @@ def plot_confusion(cm: torch.Tensor, classes: list[str], figsize=(7, 6)) -> None
     fig.tight_layout()
 
 
-# --- image to image (notebook 05) -------------------------------------------------------------------
 def show_image_batch(data, rows: int = 3, imgsize: float = 3, valid: bool = False,
                      titles: tuple[str, str] = ("input", "target")) -> None:
     """Input next to target of one denormalised batch: the lesson's ``show_batch`` for image pairs (notebook 05)."""

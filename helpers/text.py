@@ -29,10 +29,9 @@ def number_to_words(n: int) -> str:
     words = []
     thousands, rest = divmod(n, 1000)
     hundreds, rest = divmod(rest, 100)
-    if thousands:
-        words += [_ONES[thousands], "thousand"]
-    if hundreds:
-        words += [_ONES[hundreds], "hundred"]
+    for count, name in ((thousands, "thousand"), (hundreds, "hundred")):
+        if count:
+            words += [_ONES[count], name]
     if rest >= 20:
         tens, rest = divmod(rest, 10)
         words.append(_TENS[tens])
@@ -79,17 +78,12 @@ class Corpus:
 
 
 def human_numbers(path: Path | str | None = None) -> Corpus:
-    """The corpus, generated if ``path`` is None, else read from ``path/train.txt`` and ``valid.txt`` (notebook 06)."""
+    """The corpus, generated if ``path`` is None, else read from the lesson's ``path/train.txt`` and ``valid.txt``
+    (one number in words per line) (notebook 06)."""
     if path is None:
         return Corpus(tokenize(make_document(number_lines(TRAIN_RANGE))),
                       tokenize(make_document(number_lines(VALID_RANGE))))
-    return read_human_numbers(path)
-
-
-def read_human_numbers(path: Path | str) -> Corpus:
-    """Read ``train.txt`` / ``valid.txt`` (one number in words per line) into a Corpus (notebook 06)."""
-    path = Path(path)
-    docs = []
+    path, docs = Path(path), []
     for name in ("train.txt", "valid.txt"):
         file = path / name
         if not file.is_file():
@@ -97,15 +91,6 @@ def read_human_numbers(path: Path | str) -> Corpus:
         lines = file.read_text(encoding="utf-8").splitlines()
         docs.append(tokenize(make_document(line for line in lines if line.strip())))
     return Corpus(*docs, source=str(path))
-
-
-def write_human_numbers(path: Path | str) -> Path:
-    """Write the generated corpus as the lesson's ``train.txt`` / ``valid.txt``, one number per line (notebook 06)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    for name, numbers in (("train.txt", TRAIN_RANGE), ("valid.txt", VALID_RANGE)):
-        (path / name).write_text("\n".join(number_lines(numbers)) + "\n", encoding="utf-8")
-    return path
 
 
 class Vocab:
@@ -195,19 +180,14 @@ class LMDataBunch:
         return next(iter(self.valid_dl if valid else self.train_dl))
 
     def show_batch(self, rows: int = 5, valid: bool = False, width: int = 120) -> None:
-        """Print a table of the first batch's rows as text (notebook 06)."""
-        show_batch(self, rows=rows, valid=valid, width=width)
-
-
-def show_batch(data: LMDataBunch, rows: int = 5, valid: bool = False, width: int = 120) -> None:
-    """Print a plain-text table ``idx | text`` of the first ``rows`` rows of one batch, decoded (notebook 06)."""
-    x, _ = data.one_batch(valid=valid)
-    texts = [data.vocab.textify(x[i]) for i in range(min(rows, len(x)))]
-    texts = [t if len(t) <= width else t[:width - 3].rsplit(" ", 1)[0] + " ..." for t in texts]
-    w = max([len("text"), *map(len, texts)])
-    lines = [f"{'idx':>3} | text", f"{'-' * 3}-+-{'-' * w}"]
-    lines += [f"{i:>3} | {t}" for i, t in enumerate(texts)]
-    print("\n".join(lines))
+        """Print a plain-text table ``idx | text`` of the first ``rows`` rows of one batch, decoded (notebook 06)."""
+        x, _ = self.one_batch(valid=valid)
+        texts = [self.vocab.textify(x[i]) for i in range(min(rows, len(x)))]
+        texts = [t if len(t) <= width else t[:width - 3].rsplit(" ", 1)[0] + " ..." for t in texts]
+        w = max([len("text"), *map(len, texts)])
+        lines = [f"{'idx':>3} | text", f"{'-' * 3}-+-{'-' * w}"]
+        lines += [f"{i:>3} | {t}" for i, t in enumerate(texts)]
+        print("\n".join(lines))
 
 
 def profile_note() -> str:

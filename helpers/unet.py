@@ -73,16 +73,14 @@ class SigmoidRange(nn.Module):
         return torch.sigmoid(x) * (self.hi - self.lo) + self.lo
 
 
+@torch.no_grad()
 def _sizes(layers: nn.Sequential, img_size: tuple[int, int], in_ch: int) -> list[torch.Size]:
     """Output shape of each child for a dummy batch (eval mode, no grad)."""
-    x = torch.zeros(1, in_ch, *img_size)
-    was = layers.training
+    x, was, shapes = torch.zeros(1, in_ch, *img_size), layers.training, []
     layers.eval()
-    shapes = []
-    with torch.no_grad():
-        for layer in layers:
-            x = layer(x)
-            shapes.append(x.shape)
+    for layer in layers:
+        x = layer(x)
+        shapes.append(x.shape)
     layers.train(was)
     return shapes
 
@@ -97,7 +95,7 @@ PROBE = (256, 256)  # the dummy batch's size: the architecture never depends on 
 
 class DynamicUnet(nn.Module):
     """A U-Net whose decoder is sized by a dummy 256 x 256 batch through ``encoder``, as DeOldify's (notebook 02); hooks
-    stay until ``remove_hooks()``. ``norm``: every decoder conv's; ``nf_factor`` widens the decoder (notebook 07)."""
+    stay until ``hooks.remove()``. ``norm``: every decoder conv's; ``nf_factor`` widens the decoder (notebook 07)."""
 
     def __init__(self, encoder: nn.Sequential, n_out: int, img_size: tuple[int, int] | None = None, in_ch: int = 3,
                  blur: bool = True, self_attention: bool = False,
@@ -128,10 +126,6 @@ class DynamicUnet(nn.Module):
             self.res = res_block(up_c, bottle=bottle, norm=last_norm)
         self.final = conv_layer(up_c, n_out, ks=1, use_activ=False, norm=last_norm)
         self.y_range = SigmoidRange(*y_range) if y_range else nn.Identity()
-
-    def remove_hooks(self) -> None:
-        """Detach the forward hooks from the encoder (notebook 02)."""
-        self.hooks.remove()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = x

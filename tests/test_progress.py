@@ -58,13 +58,15 @@ data = DataBunch(TensorLoader(x, y, 8, shuffle=True, device=cpu), TensorLoader(x
 learn = Learner(data, nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), nn.CrossEntropyLoss(), accuracy)""",
     "learn.fit_one_cycle(60, 1e-2)",
     "total = sum(progress_bar(range(1000), desc='counting'))",
+    "values = learn.validate()",
 ]
 
 
 def test_a_kernel_run_saves_one_plain_display_per_fit_and_no_widget(tmp_path):
     """In a real kernel with bars on: each fit is a single display of plain HTML (all 60 rows and the
-    total, nothing cut behind "Show more outputs"), the counting bar leaves one line of text, and the
-    saved notebook holds no widget view, so reopening it shows no "Error displaying widget"."""
+    total, nothing cut behind "Show more outputs"; each epoch's validation bar drawn under the table), the counting
+    bar and a validation pass outside a fit each leave one line of text, and the saved notebook holds no widget
+    view, so reopening it shows no "Error displaying widget"."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in KERNEL_CELLS])
@@ -83,3 +85,5 @@ def test_a_kernel_run_saves_one_plain_display_per_fit_and_no_widget(tmp_path):
     assert plain.splitlines()[-1].startswith("Total time") and len(plain.splitlines()) == 62
     count = saved["cells"][3]["outputs"]
     assert len(count) == 1 and "".join(count[0]["data"]["text/plain"]).startswith("counting: 1,000 in ")
+    validation = saved["cells"][4]["outputs"]
+    assert len(validation) == 1 and "".join(validation[0]["data"]["text/plain"]).startswith("validation: 4 in ")

@@ -194,14 +194,22 @@ def test_show_batch_table(corpus, capsys):
     x, _ = data.one_batch()
     row1 = data.vocab.textify(x[1])  # shown whole: it fits in 500 characters
     assert lines[3].rstrip() == f"  1 | {row1}"
-    text.show_batch(data, rows=1, width=30)
+    data.show_batch(rows=1, width=30)
     long = capsys.readouterr().out.splitlines()[2]
     assert long.endswith(" ...") and len(long) <= len("  0 | ") + 30
 
 
 # --- the two routes to the data ----------------------------------------------------------------
+def write_human_numbers(path):
+    """The generated corpus as the lesson's ``train.txt`` / ``valid.txt``, one number per line."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name, numbers in (("train.txt", text.TRAIN_RANGE), ("valid.txt", text.VALID_RANGE)):
+        (path / name).write_text("\n".join(text.number_lines(numbers)) + "\n", encoding="utf-8")
+    return path
+
+
 def test_files_route_agrees_with_generator(tmp_path, corpus):
-    folder = text.write_human_numbers(tmp_path / "human_numbers")
+    folder = write_human_numbers(tmp_path / "human_numbers")
     lines = (folder / "valid.txt").read_text().splitlines()
     assert len(lines) == 1_999 and lines[0] == "eight thousand one" and lines[22] == "eight thousand twenty three"
     assert len((folder / "train.txt").read_text().splitlines()) == 7_999
@@ -212,11 +220,11 @@ def test_files_route_agrees_with_generator(tmp_path, corpus):
 def test_reader_ignores_blank_lines_and_reports_missing_files(tmp_path):
     (tmp_path / "train.txt").write_text("one\n\ntwo\r\nthree\n\n")
     (tmp_path / "valid.txt").write_text("four\n")
-    got = text.read_human_numbers(tmp_path)
+    got = text.human_numbers(tmp_path)
     assert got.train == ["xxbos", "one", ",", "two", ",", "three"] and got.valid == ["xxbos", "four"]
     (tmp_path / "valid.txt").unlink()
     with pytest.raises(FileNotFoundError, match="valid.txt"):
-        text.read_human_numbers(tmp_path)
+        text.human_numbers(tmp_path)
 
 
 def test_registry_entry():
@@ -234,7 +242,7 @@ def test_download_route_agrees_with_generator(tmp_path, monkeypatch, corpus):
     """Pack the lesson-format files as the archive, serve it on loopback, fetch it through the registry."""
     served = tmp_path / "served"
     served.mkdir()
-    text.write_human_numbers(tmp_path / "pack" / "human_numbers")
+    write_human_numbers(tmp_path / "pack" / "human_numbers")
     with tarfile.open(served / "human_numbers.tgz", "w:gz") as tar:
         tar.add(tmp_path / "pack" / "human_numbers", arcname="human_numbers")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))

@@ -143,13 +143,6 @@ def test_hooks_are_removed_when_the_unet_is_deleted():
     assert sum(len(m._forward_hooks) for m in enc) == 0, "the encoder outlives the U-Net: its hooks must go"
 
 
-def test_remove_hooks_explicitly():
-    enc = body(models.resnet18)
-    unet = DynamicUnet(enc, n_out=2)
-    unet.remove_hooks()
-    assert sum(len(m._forward_hooks) for m in enc) == 0
-
-
 def test_freeze_keeps_batchnorm_training_and_discriminative_lrs():
     from helpers.learner import Learner
 
