@@ -192,9 +192,9 @@ class Learner(BaseLearner):
         """fastai v1's ``learn.TTA(beta=0.4)``: ``beta * plain + (1 - beta) * mean(augmented)`` probabilities
         over ``n_aug`` passes with the training transforms; (probabilities, targets) on the CPU (notebook 01)."""
         dl, tfms = self.data.valid_dl, self.data.train_dl.tfms
-        probs, targs = [], []
-        for start in range(0, dl.n_items, dl.bs):
-            raw, y = dl.x[start:start + dl.bs], dl.y[start:start + dl.bs]
+        probs, targs, idx = [], [], dl.indices()  # the items get_preds covers, in its order
+        for start in self._bar(range(0, len(idx), dl.bs), desc="TTA"):
+            raw, y = dl.x[idx[start:start + dl.bs]], dl.y[idx[start:start + dl.bs]]
             plain = torch.softmax(self.predict_batch(dl.process(raw)), -1)
             aug = sum(torch.softmax(self.predict_batch(dl.process(raw, tfms)), -1) for _ in range(n_aug))
             probs.append((beta * plain + (1 - beta) * aug / n_aug).cpu())

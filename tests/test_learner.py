@@ -246,3 +246,16 @@ def test_recorder_plot_marks_the_lowest_loss_and_the_steepest_fall(capsys):
     assert ax.get_xscale() == "log" and len(ax.lines[0].get_xdata()) == 85  # 10 skipped at the start, 5 at the end
     assert "steepest fall" in capsys.readouterr().out
     pyplot().close("all")
+
+
+def test_tta_covers_the_items_get_preds_covers():
+    """A capped validation loader (a smoke run's 2 batches) caps TTA too, in get_preds' order: the two line up."""
+    from helpers.data import DataBunch, TensorLoader
+
+    x, y, cpu, model = tiny_images(40, 4)
+    data = DataBunch(TensorLoader(x, y, 8, device=cpu), TensorLoader(x, y, 8, device=cpu, max_batches=2), ["a", "b", "c"])
+    learn = Learner(data, model, nn.CrossEntropyLoss(), accuracy)
+    preds, targs = learn.get_preds()
+    probs, tta_targs = learn.tta(n_aug=1, beta=1.0)  # beta 1: the plain prediction alone
+    assert len(targs) == 16 and torch.equal(tta_targs, targs)
+    assert torch.allclose(probs, torch.softmax(preds, -1), atol=1e-6)

@@ -46,6 +46,8 @@ def start_lab(folder: Path, port: int, token: str) -> subprocess.Popen:
     env = {**os.environ, "HELPERS_PROGRESS": "auto"}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
+           # a workspace of its own: JupyterLab would otherwise reopen the notebook an earlier check ran (a 404)
+           f"--LabApp.workspaces_dir={folder.parent / 'workspaces'}",
            "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
