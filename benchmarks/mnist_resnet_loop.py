@@ -18,26 +18,15 @@ from torch import nn
 from helpers import config
 from helpers.data import ImageList, rand_pad
 from helpers.download import untar_data
-from helpers.layers import Flatten, conv_layer, res_block
+from helpers.layers import mnist_resnet
 from helpers.learner import Learner
 from helpers.metrics import accuracy
 from helpers.results import machine
 
 
-def resnet():
-    def conv2(ni, nf):
-        return conv_layer(ni, nf, stride=2)
-
-    def conv_and_res(ni, nf):
-        return nn.Sequential(conv2(ni, nf), res_block(nf))
-
-    return nn.Sequential(conv_and_res(1, 8), conv_and_res(8, 16), conv_and_res(16, 32),
-                         conv_and_res(32, 16), conv2(16, 10), Flatten())
-
-
 def plain_epoch(x_train, y_train, x_valid, y_valid, mean, std, device):
     """One epoch of the most direct loop we could write: no callbacks, no recorder, no progress."""
-    model = resnet().to(device)
+    model = mnist_resnet().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=0.05, betas=(0.9, 0.99), weight_decay=1e-2)
     steps = len(x_train) // 128
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.05, total_steps=steps, base_momentum=0.85, max_momentum=0.95)
@@ -77,7 +66,7 @@ def main(rounds: int = 5):
         plain.append(t)
         # the Learner reads the (cached) decoded tensors through the full data pipeline
         data = ll.databunch(**data_kwargs).normalize()
-        learn = Learner(data, resnet(), nn.CrossEntropyLoss(), accuracy)
+        learn = Learner(data, mnist_resnet(), nn.CrossEntropyLoss(), accuracy)
         learn.fit_one_cycle(1, 0.05)
         ours.append(learn.recorder.train_seconds)
         print(f"round {r + 1}: plain {t:.1f} s (acc {acc:.4f}), learner {ours[-1]:.1f} s "

@@ -99,6 +99,16 @@ class Flatten(nn.Flatten):
     """``x.view(len(x), -1)``: turns a (bs, c, 1, 1) map into (bs, c) logits (notebook 01)."""
 
 
+def mnist_resnet() -> nn.Sequential:
+    """The lesson's MNIST ResNet, which notebook 01 writes out: four stride-2 ``conv_layer`` each followed by a
+    ``res_block``, then a stride-2 conv to 10 channels, flattened (notebook 01; tests and benchmarks build it here)."""
+    def conv_and_res(ni: int, nf: int) -> nn.Sequential:
+        return nn.Sequential(conv_layer(ni, nf, stride=2), res_block(nf))
+
+    return nn.Sequential(conv_and_res(1, 8), conv_and_res(8, 16), conv_and_res(16, 32), conv_and_res(32, 16),
+                         conv_layer(16, 10, stride=2), Flatten())
+
+
 def basic_generator(in_size: int, n_channels: int, noise_sz: int = 100, n_features: int = 64,
                     n_extra_layers: int = 0) -> nn.Sequential:
     """DCGAN generator: noise (bs, noise_sz, 1, 1) -> images (bs, n_channels, in_size, in_size) in [-1, 1], as in

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from helpers.layers import Flatten, conv_layer, res_block
+from helpers.layers import Flatten, conv_layer, mnist_resnet, res_block
 
 
 def conv(ni, nf):
@@ -18,30 +18,19 @@ def basic_cnn():
         conv(16, 10), nn.BatchNorm2d(10), Flatten())
 
 
-def resnet_mnist():
-    def conv2(ni, nf):
-        return conv_layer(ni, nf, stride=2)
-
-    def conv_and_res(ni, nf):
-        return nn.Sequential(conv2(ni, nf), res_block(nf))
-
-    return nn.Sequential(conv_and_res(1, 8), conv_and_res(8, 16), conv_and_res(16, 32),
-                         conv_and_res(32, 16), conv2(16, 10), Flatten())
-
-
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 
 
 def test_lesson_parameter_counts():
     assert n_params(basic_cnn()) == 12_126
-    assert n_params(resnet_mnist()) == 41_132
+    assert n_params(mnist_resnet()) == 41_132
 
 
 def test_models_map_mnist_to_ten_logits():
     x = torch.randn(5, 1, 28, 28)
     assert basic_cnn()(x).shape == (5, 10)
-    assert resnet_mnist()(x).shape == (5, 10)
+    assert mnist_resnet()(x).shape == (5, 10)
 
 
 def test_conv_layer_order_bias_and_init():
