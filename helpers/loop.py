@@ -125,7 +125,7 @@ class BaseLearner:
     def predict_batch(self, x: torch.Tensor, model: nn.Module | None = None, denorm: bool = False) -> torch.Tensor:
         """``model``'s output (the learner's first by default) for ``x``, in eval mode under autocast, as float, after
         the ``after_pred`` event; with ``denorm``, an image in [0, 1] (notebook 01)."""
-        model = model or next(iter(self.models().values()))
+        model = next(iter(self.models().values())) if model is None else model
         with self.eval_mode(model), self.autocast():
             self.pred = model(to_device_layout(x.to(self.device), self.device))
             self.event("after_pred")
