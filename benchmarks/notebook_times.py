@@ -7,11 +7,11 @@ notebook's peak GPU memory.
 Each notebook runs in a fresh kernel (nbclient), one after another, from the ``notebooks/`` folder, in
 the profile asked for (``HELPERS_PROFILE``; ``--smoke`` adds ``HELPERS_SMOKE=1``). For each it writes
 ``<out>/<notebook>.ipynb`` (the executed copy) and ``<out>/<notebook>.times.json`` (per cell: seconds,
-the longest gap between two of its outputs, progress redraws included, the output that gap followed, and its
-first line; the total; the peak GPU memory in MiB, or null without CUDA), then prints a table of the slowest cells. The
-results records the notebooks write go to ``<out>`` too. It exits non-zero when a notebook fails, after
-writing what ran. It needs Jupyter's own packages (nbformat, nbclient, ipykernel) and says which are
-missing when they are not installed.
+the longest gap between two of its outputs, progress redraws included, the output that gap followed, and
+its first line; the total; the peak GPU memory in MiB, or null without CUDA), then prints a table of the
+slowest cells and of the longest silences. The results records the notebooks write go to ``<out>`` too.
+It exits non-zero when a notebook fails, after writing what ran. It needs Jupyter's own packages
+(nbformat, nbclient, ipykernel) and says which are missing when they are not installed.
 """
 from __future__ import annotations
 

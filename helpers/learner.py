@@ -194,7 +194,8 @@ class Learner(BaseLearner):
         dl, tfms = self.data.valid_dl, self.data.train_dl.tfms
         probs, targs, idx = [], [], dl.indices()  # the items get_preds covers, in its order
         for start in self._bar(range(0, len(idx), dl.bs), desc="TTA"):
-            raw, y = dl.x[idx[start:start + dl.bs]], dl.y[idx[start:start + dl.bs]]
+            rows = idx[start:start + dl.bs]
+            raw, y = dl.x[rows], dl.y[rows]
             plain = torch.softmax(self.predict_batch(dl.process(raw)), -1)
             aug = sum(torch.softmax(self.predict_batch(dl.process(raw, tfms)), -1) for _ in range(n_aug))
             probs.append((beta * plain + (1 - beta) * aug / n_aug).cpu())

@@ -72,7 +72,7 @@ class Corpus:
 
     def databunch(self, bs: int = 64, bptt: int = 70, vocab: "Vocab | None" = None) -> "LMDataBunch":
         """Language-model loaders over both documents, like the lesson's ``databunch(bs, bptt)`` (notebook 06)."""
-        vocab = vocab or self.vocab()
+        vocab = self.vocab() if vocab is None else vocab
         return LMDataBunch(LMLoader(vocab.numericalize(self.train), bs, bptt),
                            LMLoader(vocab.numericalize(self.valid), bs, bptt), vocab)
 
