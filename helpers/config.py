@@ -25,6 +25,11 @@ class Profile:
         """``small`` or ``full`` depending on the profile (notebook 01)."""
         return small if self.name == "small" else full
 
+    def pick_size(self, small, full):
+        """``pick`` for image sizes: a smoke run takes ``small`` in either profile, because the full profile's code
+        paths do not depend on the pixels that pass through them, and on a CPU the pixels are the cost (notebook 02)."""
+        return small if self.smoke else self.pick(small, full)
+
 
 _PROFILES = {
     "small": Profile("small", max_train_items=20_000, needs_pretrained=False,

@@ -46,6 +46,17 @@ def test_helpers_device_and_profile_override_the_defaults(machine, monkeypatch):
     assert config.device() == torch.device("mps") and config.profile().name == "full"
 
 
+@pytest.mark.parametrize("profile, smoke, value, size", [
+    ("small", "0", "s", "s"), ("full", "0", "f", "f"), ("small", "1", "s", "s"), ("full", "1", "f", "s"),
+])
+def test_a_smoke_run_keeps_the_profile_but_takes_the_small_sizes(machine, monkeypatch, profile, smoke, value, size):
+    machine(cuda=False, mps=False)
+    monkeypatch.setenv("HELPERS_PROFILE", profile)
+    monkeypatch.setenv("HELPERS_SMOKE", smoke)
+    prof = config.profile()
+    assert (prof.pick(small="s", full="f"), prof.pick_size(small="s", full="f")) == (value, size)
+
+
 def test_cpu_count_uses_the_affinity_mask_where_there_is_one(monkeypatch):
     if hasattr(os, "sched_getaffinity"):
         assert config.cpu_count() == len(os.sched_getaffinity(0))
