@@ -35,16 +35,9 @@ run: setup
 	if [ -n "$$failed" ]; then echo "failed (stored outputs left as they were):$$failed" >&2; exit 1; fi; \
 	exit $$status
 
-# nbval over every notebook and the unit tests of helpers, in one pytest run of TEST_JOBS workers, each notebook on
-# one worker (pytest-xdist --dist loadfile), the longest notebooks first so that the workers finish together; each
-# worker's torch gets its share of the cores. On 2 cores, two one-thread kernels side by side got through 01 and 06 in
-# 202 s, one two-thread kernel at a time in 266 s (README, "Tests"). TEST_JOBS=1: one at a time, all cores.
-TEST_JOBS ?= 2
-TEST_THREADS := $(shell n=$$(nproc); t=$$((n / $(TEST_JOBS))); echo $$((t > 0 ? t : 1)))
-LONGEST_FIRST := $(foreach n,05 02 04 03 07 01 06,$(wildcard notebooks/$(n)_*.ipynb))
+# Unit tests of helpers, then nbval over every notebook, in one pytest run.
 test: setup
-	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile \
-	  --no-loadscope-reorder $(LONGEST_FIRST) $(filter-out $(LONGEST_FIRST),$(NOTEBOOKS)) tests $(NBVAL)
+	$(PY) -m pytest -q -p no:cacheprovider tests $(NOTEBOOKS) $(NBVAL)
 
 # Dry run of the full profile on any machine: every notebook, 2 batches per loader, 1 epoch per fit,
 # random init allowed, floors reported but not enforced, each cell timed (benchmarks/notebook_times.py).
