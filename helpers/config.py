@@ -26,8 +26,7 @@ class Profile:
         return small if self.name == "small" else full
 
     def pick_size(self, small, full):
-        """``pick`` for image sizes: a smoke run takes ``small`` in either profile, because the full profile's code
-        paths do not depend on the pixels that pass through them, and on a CPU the pixels are the cost (notebook 02)."""
+        """``pick`` for image sizes; a smoke run takes ``small``: the pixels, not the code paths, cost (notebook 02)."""
         return small if self.smoke else self.pick(small, full)
 
 
