@@ -132,9 +132,9 @@ def pretrained_wanted() -> bool:
     return _choice("PRETRAINED", ("on", "off")) == "on"
 
 
-def gpu_tuning() -> bool:
-    """False when ``HELPERS_GPU_TUNING=off``: none of the CUDA speed settings, to measure them (notebook 01)."""
-    return _choice("GPU_TUNING", ("on", "off")) == "on"
+def tuning(kind: str) -> bool:
+    """False when ``HELPERS_<kind>_TUNING=off`` (kind ``GPU`` or ``CPU``): none of its speed settings, to measure them (notebook 01)."""
+    return _choice(f"{kind}_TUNING", ("on", "off")) == "on"
 
 
 def seed() -> int:

@@ -145,6 +145,20 @@ def test_gpu_settings_apply_on_cuda_only_and_can_be_switched_off(monkeypatch):
         torch.set_float32_matmul_precision(precision)
 
 
+def test_cpu_flushes_denormals_unless_switched_off(monkeypatch):
+    tiny = torch.tensor([1e-39])  # a denormal float32
+    try:
+        assert loop.cpu_tuned(CPU) and (tiny * 1).item() == 0.0, "flushed to zero on the CPU"
+        assert not loop.cpu_tuned(torch.device("cuda")) and (tiny * 1).item() == 0.0, "another device: left as it is"
+        monkeypatch.setenv("HELPERS_CPU_TUNING", "off")
+        assert not loop.cpu_tuned(CPU) and (tiny * 1).item() > 0.0
+        monkeypatch.setenv("HELPERS_CPU_TUNING", "maybe")
+        with pytest.raises(ValueError, match="HELPERS_CPU_TUNING"):
+            loop.cpu_tuned(CPU)
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_checkpoints_follow_the_planned_iterations():
     from helpers.gan import checkpoint_every
     assert checkpoint_every(60) == 10 and checkpoint_every(739) == 123 and checkpoint_every(3) == 1
