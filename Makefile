@@ -52,9 +52,11 @@ times: setup
 	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS) --profile $(PROFILE) --out runs/times-$(PROFILE)
 
 # JupyterLab in headless Chromium (Debian's chromium and chromium-driver): run notebook 06 as a learner
-# would, save, reopen, and check the bars, widgets, console and outputs (tools/lab_check.py)
+# would, save, reopen, and check the bars, widgets, console and outputs (tools/lab_check.py);
+# make lab-check LAB_CHECK=--smoke runs it as a smoke run, as CI does
+LAB_CHECK ?=
 lab-check: setup
-	$(PY) tools/lab_check.py
+	$(PY) tools/lab_check.py $(LAB_CHECK)
 
 unit: setup
 	$(PY) -m pytest -q tests

@@ -133,7 +133,7 @@ def pretrained_wanted() -> bool:
 
 
 def tuning(kind: str) -> bool:
-    """False when ``HELPERS_<kind>_TUNING=off`` (kind ``GPU`` or ``CPU``): none of its speed settings, to measure them (notebook 01)."""
+    """False when ``HELPERS_<kind>_TUNING=off`` (GPU, CPU): none of its speed settings, to measure them (notebook 01)."""
     return _choice(f"{kind}_TUNING", ("on", "off")) == "on"
 
 

@@ -69,8 +69,7 @@ class ImageList:
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"no such folder: {path}")
-        items = sorted(p for p in path.rglob("*")
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and ".cache" not in p.parts)
+        items = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and ".cache" not in p.parts)
         if not items:
             raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) below {path}")
         return cls(items, path, convert_mode)
@@ -91,9 +90,8 @@ class ImageList:
         """Split by the first folder below ``root``: ``train/...`` vs ``valid/...`` (notebook 01)."""
         tops = [p.relative_to(self.root).parts[0] for p in self.items]
         parts = {name: [i for i, top in enumerate(tops) if top == name] for name in (train, valid)}
-        for name, idxs in parts.items():
-            if not idxs:
-                raise FileNotFoundError(f"no images in {self.root / name}")
+        if missing := [name for name, idxs in parts.items() if not idxs]:
+            raise FileNotFoundError(f"no images in {self.root / missing[0]}")
         return SplitData(self.subset(parts[train]), self.subset(parts[valid]))
 
     def decode(self) -> torch.Tensor:

@@ -226,8 +226,7 @@ class GANLearner(BaseLearner):
             for group in opt.param_groups:
                 group["lr"], group["weight_decay"] = rate, wd
         rec = self.recorder = GANRecorder()
-        smooth, steps = {True: SmoothedLoss(), False: SmoothedLoss()}, []
-        host = HostLoss(lag=self.device.type != "cpu")
+        smooth, steps, host = {True: SmoothedLoss(), False: SmoothedLoss()}, [], HostLoss(lag=self.device.type != "cpu")
         self.switcher.reset()
         self.switch(False)
         nxt = [False]  # the mode the switcher chose for the next batch
@@ -240,8 +239,7 @@ class GANLearner(BaseLearner):
                     params = list(self.critic.parameters())
                     torch._foreach_clamp_min_(params, -self.clip)
                     torch._foreach_clamp_max_(params, self.clip)
-            mode = self.gen_mode
-            loss = self.generator_step(*batch) if mode else self.critic_step(*batch)
+            loss = self.generator_step(*batch) if (mode := self.gen_mode) else self.critic_step(*batch)
             steps.append((mode, loss))
             self.iteration, self.loss = self.iteration + 1, loss
             known = host.push(mode, loss) if self.switcher.needs_loss else None

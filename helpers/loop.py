@@ -25,15 +25,6 @@ def gpu_tuned(device: torch.device) -> bool:
     return True
 
 
-def cpu_tuned(device: torch.device) -> bool:
-    """Whether denormal floats are flushed to zero, process-wide (a CPU and ``HELPERS_CPU_TUNING`` not off): late in
-    01's ResNet fit they made a CPU epoch up to 4x slower, with the same results (notebook 01)."""
-    if device.type != "cpu":
-        return False
-    on = config.tuning("CPU")
-    return torch.set_flush_denormal(on) and on
-
-
 def to_device_layout(t, device: torch.device):
     """A model or a 4-d batch in channels-last memory when ``gpu_tuned(device)``, else as it is (notebook 01)."""
     if not gpu_tuned(device) or (isinstance(t, torch.Tensor) and t.dim() != 4):
@@ -104,7 +95,8 @@ class BaseLearner:
     def __init__(self, data, callbacks: Sequence = ()):
         self.data, self.callbacks = data, list(callbacks)
         self.device = getattr(data, "device", config.device())
-        cpu_tuned(self.device)
+        if self.device.type == "cpu":  # process-wide; late in 01's ResNet fit, denormals made an epoch up to 4x slower
+            torch.set_flush_denormal(config.tuning("CPU"))  # flushed to zero unless HELPERS_CPU_TUNING=off
         self._bar = progress_bar  # during a fit, its table's bar: a validation pass shows under the epoch table
 
     def event(self, name: str) -> None:

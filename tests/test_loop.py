@@ -145,16 +145,23 @@ def test_gpu_settings_apply_on_cuda_only_and_can_be_switched_off(monkeypatch):
         torch.set_float32_matmul_precision(precision)
 
 
-def test_cpu_flushes_denormals_unless_switched_off(monkeypatch):
-    tiny = torch.tensor([1e-39])  # a denormal float32
+def test_cpu_learners_flush_denormals_unless_switched_off(monkeypatch):
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+
+    def flushed() -> bool:  # 1e-39 is a denormal float32
+        return (torch.tensor([1e-39]) * 1).item() == 0.0
+
+    data = DataBunch(TensorLoader(x, y, 8, device=CPU), TensorLoader(x, y, 8, device=CPU))
     try:
-        assert loop.cpu_tuned(CPU) and (tiny * 1).item() == 0.0, "flushed to zero on the CPU"
-        assert not loop.cpu_tuned(torch.device("cuda")) and (tiny * 1).item() == 0.0, "another device: left as it is"
+        torch.set_flush_denormal(False)
+        Learner(data, nn.Linear(4, 2), loss_func=nn.CrossEntropyLoss())
+        assert flushed(), "a CPU learner flushes denormals to zero"
         monkeypatch.setenv("HELPERS_CPU_TUNING", "off")
-        assert not loop.cpu_tuned(CPU) and (tiny * 1).item() > 0.0
+        Learner(data, nn.Linear(4, 2), loss_func=nn.CrossEntropyLoss())
+        assert not flushed()
         monkeypatch.setenv("HELPERS_CPU_TUNING", "maybe")
         with pytest.raises(ValueError, match="HELPERS_CPU_TUNING"):
-            loop.cpu_tuned(CPU)
+            Learner(data, nn.Linear(4, 2), loss_func=nn.CrossEntropyLoss())
     finally:
         torch.set_flush_denormal(False)
 
