@@ -111,8 +111,7 @@ class EpochTable:
     def __init__(self, names: Sequence[str]):
         self.names = ["epoch", *names, "time"]
         self.widths = [max(len(n), 9) for n in self.names]
-        self.rows: list[list[str]] = []
-        self.start, self._handle = time.perf_counter(), None
+        self.rows, self.start, self._handle = [], time.perf_counter(), None  # rows: each a list of cells
         if _style() == "html":
             from IPython.display import display
             self._handle = display(self._bundle(), raw=True, display_id=True)
@@ -137,6 +136,7 @@ class EpochTable:
             yield from progress_bar(iterable, total, desc)
             return
         start = last = time.perf_counter()
+        self._handle.update(self._bundle(_bar(0, total, desc, 0.0, "it")), raw=True)  # drawn from the first batch on
         for i, item in enumerate(iterable, 1):
             yield item
             now = time.perf_counter()
