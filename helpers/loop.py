@@ -95,8 +95,8 @@ class BaseLearner:
     def __init__(self, data, callbacks: Sequence = ()):
         self.data, self.callbacks = data, list(callbacks)
         self.device = getattr(data, "device", config.device())
-        if self.device.type == "cpu":  # process-wide; late in 01's ResNet fit, denormals made an epoch up to 4x slower
-            torch.set_flush_denormal(config.tuning("CPU"))  # flushed to zero unless HELPERS_CPU_TUNING=off
+        if self.device.type == "cpu":  # process-wide; 01 ran 1.14x as fast with them flushed (benchmarks/cpu_tuning.py)
+            torch.set_flush_denormal(config.tuning("CPU"))  # denormals flushed to zero unless HELPERS_CPU_TUNING=off
         self._bar = progress_bar  # during a fit, its table's bar: a validation pass shows under the epoch table
 
     def event(self, name: str) -> None:
