@@ -47,7 +47,9 @@ def free_port() -> int:
 
 
 def start_lab(folder: Path, port: int, token: str, smoke: bool) -> subprocess.Popen:
-    env = {**os.environ, "HELPERS_PROGRESS": "auto", **({"HELPERS_SMOKE": "1"} if smoke else {})}
+    # results records go to the check's own folder: runs/ keeps what `make test`'s notebooks wrote
+    env = {**os.environ, "HELPERS_PROGRESS": "auto", "HELPERS_RUNS": str(folder.parent / "runs"),
+           **({"HELPERS_SMOKE": "1"} if smoke else {})}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
            # a workspace of its own: JupyterLab would otherwise reopen the notebook an earlier check ran (a 404)
