@@ -95,7 +95,7 @@ class BaseLearner:
     def __init__(self, data, callbacks: Sequence = ()):
         self.data, self.callbacks = data, list(callbacks)
         self.device = getattr(data, "device", config.device())
-        if self.device.type == "cpu":  # process-wide; 01 ran 1.14x as fast with them flushed (benchmarks/cpu_tuning.py)
+        if self.device.type == "cpu":  # process-wide; same results, no gain measured on 01 (benchmarks/cpu_tuning.py)
             torch.set_flush_denormal(config.tuning("CPU"))  # denormals flushed to zero unless HELPERS_CPU_TUNING=off
         self._bar = progress_bar  # during a fit, its table's bar: a validation pass shows under the epoch table
 
