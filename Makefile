@@ -15,6 +15,10 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	@# pip byte-compiles on one core; compileall uses all of them. Without .pyc files every process
+	@# compiles what it imports (torch: ~12 s per kernel) when PYTHONDONTWRITEBYTECODE is set (it is on this machine).
+	$(PY) -m compileall -q -j 0 -x '/(tests|testing/_internal)/' $(VENV)/lib \
+	  || echo "compileall: the files above did not compile; Python compiles them when imported"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
