@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"notebook_times needs Jupyter's own packages; missing: {', '.join(missing)}. "
               f"Install them with: pip install {' '.join(missing)}", file=sys.stderr)
         return 2
+    absent = [str(p) for p in args.notebooks if not p.is_file()]
+    if absent:  # before any kernel starts, so a typo costs nothing
+        print(f"no such notebook: {', '.join(absent)}", file=sys.stderr)
+        return 2
     if args.profile:
         os.environ["HELPERS_PROFILE"] = args.profile
     if args.smoke:

@@ -84,3 +84,18 @@ def test_capped_validation_spreads_over_the_set(monkeypatch):
     seen = torch.cat([yb for _, yb in dl])
     assert len(seen) == 20 and seen.min() == 0 and seen.max() == 99  # not just the first 20
     assert len(torch.cat([yb for _, yb in dl.full()])) == 100
+
+
+def test_timing_command_names_a_missing_notebook_before_starting_a_kernel(tmp_path, capsys, monkeypatch):
+    """`make smoke`'s timing command (benchmarks/notebook_times.py) refuses a notebook path that does not exist
+    with one line, not a traceback from nbformat after other notebooks ran."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "notebook_times", Path(__file__).resolve().parents[1] / "benchmarks" / "notebook_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    monkeypatch.setattr(times, "run", lambda *a: pytest.fail("a kernel was started"))
+    code = times.main([str(tmp_path / "07-deoldify.ipynb"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("no such notebook: ") and "07-deoldify.ipynb" in err
