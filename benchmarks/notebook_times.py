@@ -10,7 +10,9 @@ the profile asked for (``HELPERS_PROFILE``; ``--smoke`` adds ``HELPERS_SMOKE=1``
 the longest gap between two of its outputs, progress redraws included, the output that gap followed, and
 its first line; the total; the peak GPU memory in MiB, or null without CUDA), then prints a table of the
 slowest cells and of the longest silences. The results records the notebooks write go to ``<out>`` too.
-It exits non-zero when a notebook fails, after writing what ran. It needs Jupyter's own packages
+It exits non-zero when a notebook fails, after writing what ran. ``--budget SECONDS`` starts no cell after that
+many seconds (a running cell is not cut): the notebook in flight is recorded up to there, the rest are listed as not
+run, and it exits with 124, so a borrowed machine's time limit still returns every finished cell's time. It needs Jupyter's own packages
 (nbformat, nbclient, ipykernel) and says which are missing when they are not installed.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 NEEDS = ("nbformat", "nbclient", "ipykernel")
+DEADLINE: list[float] = []  # perf_counter() after which no cell starts (--budget)
 PEAK = ("import json, torch; print('PEAK_GPU_MB', json.dumps(torch.cuda.max_memory_allocated() / 2**20 "
         "if torch.cuda.is_available() else None))")
 
@@ -49,6 +52,7 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK))
     stamps: dict[int, list[float]] = {}
+    skipped: list[int] = []  # cells not started: the --budget was spent
 
     class Client(NotebookClient):
         def process_message(self, msg, cell, cell_index):  # every output, progress redraws included
@@ -59,6 +63,9 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
 
         async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
             start = time.perf_counter()
+            if DEADLINE and start > DEADLINE[0] and cell_index < len(nb.cells) - 1:  # the peak-memory cell still runs
+                skipped.append(cell_index)
+                return cell
             try:
                 return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
             finally:
@@ -66,12 +73,14 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
                 stamps[cell_index].append((time.perf_counter(), "cell end"))
 
     client = Client(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    ok, start = True, time.perf_counter()
+    ok, stopped, start = True, None, time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as err:
         ok = False
         print(f"{path.name} failed: {str(err).splitlines()[-1] if str(err) else err}", file=sys.stderr)
+    if skipped:
+        ok, stopped = False, f"time budget spent before cell {skipped[0]}"
     total = time.perf_counter() - start
     peak = None
     for o in nb.cells[-1].get("outputs", []):
@@ -90,7 +99,8 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
         cells.append({"cell": i, "seconds": round(t[-1][0] - t[0][0], 2), "longest_silence": round(gap, 2),
                       "silent_after": after, "first_line": first[:60]})
     record = {"notebook": path.stem, "profile": os.environ.get("HELPERS_PROFILE", "default"),
-              "smoke": os.environ.get("HELPERS_SMOKE", "0") == "1", "ok": ok, "seconds": round(total, 1),
+              "smoke": os.environ.get("HELPERS_SMOKE", "0") == "1", "ok": ok, "stopped": stopped,
+              "seconds": round(total, 1),
               "peak_gpu_mb": None if peak is None else round(peak), "cells": cells}
     (out / f"{path.stem}.times.json").write_text(json.dumps(record, indent=1) + "\n")
     return record, ok
@@ -99,7 +109,7 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
 def table(record: dict, top: int) -> str:
     peak = "n/a (no CUDA)" if record["peak_gpu_mb"] is None else f"{record['peak_gpu_mb']:,} MiB"
     lines = [f"{record['notebook']} ({record['profile']}{' smoke' if record['smoke'] else ''}): "
-             f"{record['seconds']:.1f} s, peak GPU memory {peak}{'' if record['ok'] else ', FAILED'}",
+             f"{record['seconds']:.1f} s, peak GPU memory {peak}{'' if record['ok'] else ', ' + (record.get('stopped') or 'FAILED')}",
              f"  {'cell':>4}  {'seconds':>8}  {'silence':>8}  first line"]
     for c in sorted(record["cells"], key=lambda c: -c["seconds"])[:top]:
         lines.append(f"  {c['cell']:>4}  {c['seconds']:>8.1f}  {c['longest_silence']:>8.1f}  {c['first_line']}")
@@ -116,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="HELPERS_SMOKE=1: every code path, two batches each")
     ap.add_argument("--out", type=Path, default=Path("runs/timings"), help="where the copies and times go")
     ap.add_argument("--top", type=int, default=8, help="slowest cells to print per notebook")
+    ap.add_argument("--budget", type=float, help="seconds after which no cell starts (exit 124)")
     args = ap.parse_args(argv)
     missing = missing_packages()
     if missing:
@@ -132,10 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HELPERS_SMOKE"] = "1"
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["HELPERS_RUNS"] = str(args.out.resolve())
+    if args.budget:
+        DEADLINE.append(time.perf_counter() + args.budget)
     failed = []
-    for path in args.notebooks:
+    for n, path in enumerate(args.notebooks):
         record, ok = run(path.resolve(), args.out)
         print(table(record, args.top), flush=True)
+        if record["stopped"]:
+            rest = [p.name for p in args.notebooks[n + 1:]]
+            print(f"stopped at the time budget ({args.budget:g} s) in {path.name}"
+                  + (f"; not run: {', '.join(rest)}" if rest else ""), file=sys.stderr)
+            return 124
         if not ok:
             failed.append(path.name)
     if failed:

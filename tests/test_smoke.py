@@ -86,16 +86,42 @@ def test_capped_validation_spreads_over_the_set(monkeypatch):
     assert len(torch.cat([yb for _, yb in dl.full()])) == 100
 
 
-def test_timing_command_names_a_missing_notebook_before_starting_a_kernel(tmp_path, capsys, monkeypatch):
-    """`make smoke`'s timing command (benchmarks/notebook_times.py) refuses a notebook path that does not exist
-    with one line, not a traceback from nbformat after other notebooks ran."""
+def notebook_times():
     import importlib.util
     from pathlib import Path
     spec = importlib.util.spec_from_file_location(
         "notebook_times", Path(__file__).resolve().parents[1] / "benchmarks" / "notebook_times.py")
     times = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(times)
+    return times
+
+
+def test_timing_command_names_a_missing_notebook_before_starting_a_kernel(tmp_path, capsys, monkeypatch):
+    """`make smoke`'s timing command (benchmarks/notebook_times.py) refuses a notebook path that does not exist
+    with one line, not a traceback from nbformat after other notebooks ran."""
+    times = notebook_times()
     monkeypatch.setattr(times, "run", lambda *a: pytest.fail("a kernel was started"))
     code = times.main([str(tmp_path / "07-deoldify.ipynb"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("no such notebook: ") and "07-deoldify.ipynb" in err
+
+
+def test_timing_command_starts_no_cell_after_its_budget(tmp_path, capsys, monkeypatch):
+    """--budget (a borrowed GPU's time limit, tools/device_run.sh): the running cell finishes, no later cell starts,
+    the notebook's record says where it stopped, later notebooks are listed as not run, and the exit code is 124."""
+    import json
+    import nbformat
+    pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(1.5)"),
+                                         nbformat.v4.new_code_cell("print('late')")])
+    first, second = tmp_path / "first.ipynb", tmp_path / "second.ipynb"
+    nbformat.write(nb, first)
+    nbformat.write(nb, second)
+    monkeypatch.setenv("HELPERS_RUNS", str(tmp_path))  # main() points it at --out; restored after the test
+    code = notebook_times().main([str(first), str(second), "--budget", "0.5", "--out", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "first.times.json").read_text())
+    ran = [c["cell"] for c in record["cells"]]  # cell 0 if the kernel was up within 0.5 s, then it ran to its end
+    assert code == 124 and ran in ([], [0]) and record["stopped"] == f"time budget spent before cell {len(ran)}"
+    assert all(c["seconds"] >= 1.5 for c in record["cells"])
+    assert not (tmp_path / "out" / "second.times.json").exists()
+    assert "not run: second.ipynb" in capsys.readouterr().err
