@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from helpers.folders import derive_folder
-from helpers.memory import reclaim
+from helpers.memory import is_out_of_memory, reclaim
 
 
 class RenderOutOfMemoryError(RuntimeError):
@@ -58,9 +58,8 @@ def colorize(learn, photo: torch.Tensor, render_factor: int = 35) -> torch.Tenso
     x = F.interpolate(gray[None], (side, side), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
     try:
         pred = learn.predict_batch(learn.data.prepare(x), denorm=True)
-    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is one; MPS and the CPU allocator say it in words
-        if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e) \
-                and "can't allocate memory" not in str(e):
+    except RuntimeError as e:
+        if not is_out_of_memory(e):
             raise
         reclaim(verbose=False)
         smaller = max(1, render_factor * 3 // 4)

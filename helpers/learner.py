@@ -12,6 +12,7 @@ from helpers import config
 from helpers.hooks import model_summary
 from helpers.loop import (BaseLearner, SmoothedLoss, check_finite, lr_range, make_optimizer, optimizer_step,
                           smoke_epochs, to_device_layout)
+from helpers.memory import is_out_of_memory
 from helpers.progress import progress_bar
 from helpers.recorder import Recorder
 
@@ -117,7 +118,7 @@ class Learner(BaseLearner):
         rec = self.recorder = Recorder()
         smooth, best, mult = SmoothedLoss(), math.inf, (end_lr / start_lr) ** (1 / num_it)
         self.start_epoch()
-        batches = iter(())
+        batches, oom = iter(()), None
         try:
             for it in progress_bar(range(num_it), total=num_it, desc="lr_find"):
                 try:
@@ -137,8 +138,14 @@ class Learner(BaseLearner):
                 best = min(best, value)
                 if stop_div and (not math.isfinite(value) or value > 4 * best):
                     break
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+            oom = f"lr_find, iteration {len(rec.lrs) + 1} of {num_it}"
         finally:
             self.model.load_state_dict(state)
+        if oom is not None:
+            raise self._out_of_memory(oom, self.data.train_dl, "the weights are as before lr_find") from None
         print(f"lr_find: {len(rec.lrs)} iterations, lr {start_lr:.0e} -> {rec.lrs[-1]:.1e}; "
               "weights restored. Plot with learn.recorder.plot()")
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from helpers import config
 from helpers.files import atomic_write
+from helpers.memory import is_out_of_memory, reclaim
 from helpers.progress import EpochTable, progress_bar
 
 
@@ -80,6 +81,10 @@ def check_finite(value: float, what: str, epoch: int) -> None:
         raise FloatingPointError(f"{what} became {value} in epoch {epoch}; lower the learning rate")
 
 
+class TrainingOutOfMemoryError(RuntimeError):
+    """A fit ran out of device memory; the message says where, and what to make smaller (notebook 01)."""
+
+
 def smoke_epochs(epochs: int) -> int:
     """The epochs a fit runs: ``epochs``, or ``SMOKE_EPOCHS`` in a smoke run, saying so (notebook 01)."""
     capped = config.smoke_cap(epochs, config.SMOKE_EPOCHS)
@@ -139,22 +144,34 @@ class BaseLearner:
         """The epoch loop: events, a table row per epoch (``end_epoch(epoch)``), ``train_batch(batch)`` over ``loader``,
         ``finish()`` before ``after_fit``; returns the seconds taken."""
         table = EpochTable(names)
-        self._bar = table.bar
+        self._bar, where = table.bar, None
         try:
             self.event("before_fit")
             for epoch in range(1, epochs + 1):
                 start, self.epoch = time.perf_counter(), epoch
                 self.start_epoch()
                 self.event("before_epoch")
-                for batch in table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"):
+                for i, batch in enumerate(table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"), 1):
+                    where = f"epoch {epoch}/{epochs}, training batch {i} of {len(loader)}"
                     train_batch(batch)
                     self.event("after_batch")
+                where = f"epoch {epoch}/{epochs}, after its training batches (validation)"
                 values = end_epoch(epoch)
                 self.event("after_epoch")
                 table.row(epoch, values, time.perf_counter() - start)
             seconds = table.close()
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+            oom, batch = where or "before the first batch", None  # the batch's tensors go with the frames
+        else:
+            oom = None
         finally:
             self._bar = progress_bar
+        if oom is not None:  # out here, where the failed step's frames (and their activations) are gone
+            raise self._out_of_memory(oom, loader, "the weights are those after the last step that finished (the "
+                                                   "rows above are the epochs that did); learn.load(name) goes back "
+                                                   "to a saved stage") from None
         if finish is not None:
             finish()
         self.event("after_fit")
@@ -162,6 +179,20 @@ class BaseLearner:
 
     def start_epoch(self) -> None:
         """What happens before each epoch's first batch (a subclass's models to train mode)."""
+
+    def _out_of_memory(self, where: str, loader, weights: str) -> TrainingOutOfMemoryError:
+        """Drop what the failed step left (inputs, output, loss, gradients), give the memory back, and say what
+        to do: the error to raise, outside the ``except`` so that the step's frames are gone."""
+        for name in ("xb", "yb", "pred", "loss"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+        for m in self.models().values():
+            m.zero_grad(set_to_none=True)
+        reclaim(verbose=False)
+        return TrainingOutOfMemoryError(
+            f"training ran out of memory on {self.device} in {where}, with batches of {getattr(loader, 'bs', '?')}; "
+            f"{weights}. Make the batches or the images smaller (the notebook's batch_size_for table, or "
+            f"data.resized(size, bs=...)) and run the cell again: the memory the step held has been given back.")
 
     def save(self, name: str, return_path: bool = False) -> Path | None:
         """The models' weights to ``<data>/models/<name>.pth`` atomically; the path if ``return_path`` (notebook 01)."""

@@ -19,6 +19,14 @@ def reclaim(verbose: bool = True) -> None:
                   f"{after / 2**20:,.1f} MB still allocated, {gpu_mem_free():,} MB free")
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is the device running out of memory: ``torch.OutOfMemoryError`` on CUDA; MPS and the CPU
+    allocator say it in words (notebook 01)."""
+    text = str(err)
+    return isinstance(err, torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
+
+
 def gpu_mem_free() -> int:
     """Free GPU memory in MB on the current device, 0 without CUDA (notebook 01)."""
     if not torch.cuda.is_available():

@@ -259,3 +259,52 @@ def test_tta_covers_the_items_get_preds_covers():
     probs, tta_targs = learn.tta(n_aug=1, beta=1.0)  # beta 1: the plain prediction alone
     assert len(targs) == 16 and torch.equal(tta_targs, targs)
     assert torch.allclose(probs, torch.softmax(preds, -1), atol=1e-6)
+
+
+class RunsOutOfMemory(nn.Module):
+    """A linear model whose ``fail_at``-th forward call raises ``error`` as the allocator would."""
+
+    def __init__(self, fail_at, error):
+        super().__init__()
+        self.lin, self.calls, self.fail_at, self.error = nn.Linear(2, 2), 0, fail_at, error
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise self.error
+        return self.lin(x)
+
+
+def test_out_of_memory_in_a_fit_says_where_and_gives_the_memory_back(capsys):
+    """Out of memory in epoch 2, batch 3 (a CUDA OutOfMemoryError, faked): one error that says where, with which
+    batch size, and what to make smaller; nothing of the failed step is kept, so the cell can simply be re-run."""
+    from helpers.loop import TrainingOutOfMemoryError
+    data = ToyData()
+    n = len(data.train_dl)  # 6 batches, and 1 validation forward per epoch
+    model = RunsOutOfMemory(fail_at=n + 1 + 3, error=torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
+    data.train_dl = type("Batches", (list,), {"bs": 64})(data.train_dl)
+    learn = Learner(data, model, nn.CrossEntropyLoss())
+    with pytest.raises(TrainingOutOfMemoryError) as info:
+        learn.fit(3, 1e-2)
+    msg = str(info.value)
+    assert f"epoch 2/3, training batch 3 of {n}" in msg and "batches of 64" in msg and "batch_size_for" in msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no frames of the failed step kept
+    assert learn.pred is None and learn.loss is None and all(p.grad is None for p in model.parameters())
+    assert capsys.readouterr().out.count("\n1 ") == 1  # epoch 1's row was printed before it failed
+
+
+def test_out_of_memory_in_lr_find_restores_the_weights_and_says_so():
+    from helpers.loop import TrainingOutOfMemoryError
+    model = RunsOutOfMemory(fail_at=4, error=RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
+    learn = Learner(ToyData(), model, nn.CrossEntropyLoss())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingOutOfMemoryError, match="lr_find, iteration 4 of 20.*as before lr_find"):
+        learn.lr_find(num_it=20)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_other_runtime_errors_pass_through_unchanged():
+    model = RunsOutOfMemory(fail_at=2, error=RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied") as info:
+        Learner(ToyData(), model, nn.CrossEntropyLoss()).fit(1, 1e-2)
+    assert type(info.value) is RuntimeError
