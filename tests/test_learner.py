@@ -262,7 +262,8 @@ def test_tta_covers_the_items_get_preds_covers():
 
 
 class RunsOutOfMemory(nn.Module):
-    """A linear model whose ``fail_at``-th forward call raises ``error`` as the allocator would."""
+    """A linear model whose ``fail_at``-th forward call raises ``error`` as the allocator would, or (``error`` None)
+    really asks the allocator for 32 TiB."""
 
     def __init__(self, fail_at, error):
         super().__init__()
@@ -271,6 +272,8 @@ class RunsOutOfMemory(nn.Module):
     def forward(self, x):
         self.calls += 1
         if self.calls == self.fail_at:
+            if self.error is None:
+                x = x.new_empty(2**43)  # 32 TiB of float32: refused by any allocator
             raise self.error
         return self.lin(x)
 
@@ -308,3 +311,16 @@ def test_other_runtime_errors_pass_through_unchanged():
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied") as info:
         Learner(ToyData(), model, nn.CrossEntropyLoss()).fit(1, 1e-2)
     assert type(info.value) is RuntimeError
+
+
+def test_a_real_allocator_refusal_is_reported_the_same_way():
+    """Not faked: on the CPU, asking for 32 TiB makes torch's own allocator refuse ("can't allocate memory")."""
+    from helpers.loop import TrainingOutOfMemoryError
+    try:
+        torch.empty(2**43)  # with vm.overcommit_memory=1 a kernel may grant it, untouched
+        pytest.skip("this machine's allocator grants 32 TiB of untouched memory")
+    except RuntimeError:
+        pass
+    learn = Learner(ToyData(), RunsOutOfMemory(fail_at=2, error=None), nn.CrossEntropyLoss())
+    with pytest.raises(TrainingOutOfMemoryError, match="epoch 1/1, training batch 2 of 6"):
+        learn.fit(1, 1e-2)
