@@ -10,10 +10,11 @@ the profile asked for (``HELPERS_PROFILE``; ``--smoke`` adds ``HELPERS_SMOKE=1``
 the longest gap between two of its outputs, progress redraws included, the output that gap followed, and
 its first line; the total; the peak GPU memory in MiB, or null without CUDA), then prints a table of the
 slowest cells and of the longest silences. The results records the notebooks write go to ``<out>`` too.
-It exits non-zero when a notebook fails, after writing what ran. ``--budget SECONDS`` starts no cell after that
-many seconds (a running cell is not cut): the notebook in flight is recorded up to there, the rest are listed as not
-run, and it exits with 124, so a borrowed machine's time limit still returns every finished cell's time. It needs Jupyter's own packages
-(nbformat, nbclient, ipykernel) and says which are missing when they are not installed.
+It exits non-zero when a notebook fails, after writing what ran. ``--budget SECONDS`` starts no cell after
+that many seconds (a running cell is not cut): the notebook in flight is recorded up to there, the rest are
+listed as not run, and it exits with 124, so a borrowed machine's time limit still returns every finished
+cell's time. It needs Jupyter's own packages (nbformat, nbclient, ipykernel) and says which are missing
+when they are not installed.
 """
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
 def table(record: dict, top: int) -> str:
     peak = "n/a (no CUDA)" if record["peak_gpu_mb"] is None else f"{record['peak_gpu_mb']:,} MiB"
     lines = [f"{record['notebook']} ({record['profile']}{' smoke' if record['smoke'] else ''}): "
-             f"{record['seconds']:.1f} s, peak GPU memory {peak}{'' if record['ok'] else ', ' + (record.get('stopped') or 'FAILED')}",
+             f"{record['seconds']:.1f} s, peak GPU memory {peak}"
+             f"{'' if record['ok'] else ', ' + (record.get('stopped') or 'FAILED')}",
              f"  {'cell':>4}  {'seconds':>8}  {'silence':>8}  first line"]
     for c in sorted(record["cells"], key=lambda c: -c["seconds"])[:top]:
         lines.append(f"  {c['cell']:>4}  {c['seconds']:>8.1f}  {c['longest_silence']:>8.1f}  {c['first_line']}")

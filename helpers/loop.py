@@ -144,7 +144,7 @@ class BaseLearner:
         """The epoch loop: events, a table row per epoch (``end_epoch(epoch)``), ``train_batch(batch)`` over ``loader``,
         ``finish()`` before ``after_fit``; returns the seconds taken."""
         table = EpochTable(names)
-        self._bar, where = table.bar, None
+        self._bar, at = table.bar, None  # (epoch, training batch or None for validation): where a failure struck
         try:
             self.event("before_fit")
             for epoch in range(1, epochs + 1):
@@ -152,10 +152,10 @@ class BaseLearner:
                 self.start_epoch()
                 self.event("before_epoch")
                 for i, batch in enumerate(table.bar(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}"), 1):
-                    where = f"epoch {epoch}/{epochs}, training batch {i} of {len(loader)}"
+                    at = (epoch, i)
                     train_batch(batch)
                     self.event("after_batch")
-                where = f"epoch {epoch}/{epochs}, after its training batches (validation)"
+                at = (epoch, None)
                 values = end_epoch(epoch)
                 self.event("after_epoch")
                 table.row(epoch, values, time.perf_counter() - start)
@@ -163,7 +163,9 @@ class BaseLearner:
         except RuntimeError as err:
             if not is_out_of_memory(err):
                 raise
-            oom, batch = where or "before the first batch", None  # the batch's tensors go with the frames
+            batch = None  # its tensors go with the failed step's frames
+            oom = ("before the first batch" if at is None else f"epoch {at[0]}/{epochs}, " + (
+                f"training batch {at[1]} of {len(loader)}" if at[1] else "after its training batches (validation)"))
         else:
             oom = None
         finally:
