@@ -11,6 +11,7 @@ from torchvision import models
 
 from helpers import config
 from helpers.download import DownloadError, download_file, sha256_file
+from helpers.files import locked
 
 _warned: set[str] = set()
 _verified: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) of cache files that hashed right
@@ -64,11 +65,12 @@ def load_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
     """A torchvision model's ImageNet state dict, downloaded if need be, verified by ``verify_cached`` (notebook 02)."""
     name, url, cache = weights_file(arch)
     if not cache.exists():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        digest = download_file(name, url, cache, sha256=name_sha256_prefix(name))
-        cache.with_name(cache.name + ".sha256").write_text(f"{digest}  {name}\n")
-        st = cache.stat()
-        _verified.add((str(cache), st.st_size, st.st_mtime_ns))  # just hashed while it streamed
+        with locked(cache.with_name(f".{cache.name}.lock"), f"downloading {name}"):
+            if not cache.exists():  # else another process downloaded it while this one waited
+                digest = download_file(name, url, cache, sha256=name_sha256_prefix(name))
+                cache.with_name(cache.name + ".sha256").write_text(f"{digest}  {name}\n")
+                st = cache.stat()
+                _verified.add((str(cache), st.st_size, st.st_mtime_ns))  # just hashed while it streamed
     verify_cached(cache)
     return torch.load(cache, map_location="cpu", weights_only=True)
 

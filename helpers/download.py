@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from helpers import config
-from helpers.files import building
+from helpers.files import building, locked
 from helpers.progress import Progress
 
 TIMEOUT = 30  # seconds, for connecting and for each read
@@ -75,6 +75,16 @@ def untar_data(name: str, force: bool = False) -> Path:
     dest = root / ds.folder
     if dest.is_dir() and not force:
         return dest
+    with locked(root / "archives" / f".{name}.lock", f"fetching {name}"):
+        if dest.is_dir() and not force:  # another process fetched it while this one waited
+            return dest
+        return _fetch(ds, root, force)
+
+
+def _fetch(ds: Dataset, root: Path, force: bool) -> Path:
+    """Download (unless a good archive is cached) and extract dataset ``ds`` under ``root``; one retry if the cached
+    archive turns out corrupt."""
+    name = ds.name
     url, sha256, size = _resolve(f"{ds.name}.tgz", ds.url, None, ds.size)  # a mirror's archive may be a sample
     archive = root / "archives" / f"{name}.tgz"
     if archive.exists() and not force:

@@ -7,6 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one process at a time is then the user's care
+    fcntl = None
+
 
 def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` to a temporary file beside ``path``, then renamed; on error ``path`` stays (notebook 01)."""
@@ -36,3 +41,20 @@ def building(dest: Path | str):
         os.replace(new, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def locked(path: Path | str, what: str):
+    """Hold an exclusive lock on the file ``path`` for the block, so that two processes (two notebooks, or two test
+    workers) do not fetch or build ``what`` at once; the second says that it waits, then finds the first's result
+    (notebook 01)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting for another process to finish {what} ...", flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing

@@ -5,9 +5,13 @@ import functools
 import hashlib
 import http.server
 import io
+import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -404,3 +408,35 @@ def test_a_mirror_without_a_checksum_for_a_file_falls_back_to_the_files_own(serv
     (root / "SHA256SUMS").write_text(f"{sha(b'not the canonical file')}  w.pth\n")  # the mirror's own sum wins
     download.download_file("w.pth", "https://example.invalid/w.pth", tmp_path / "w.pth", sha256="ab" * 4)
     assert (tmp_path / "w.pth").read_bytes() == b"not the canonical file"
+
+
+def test_two_processes_fetch_a_dataset_once(tmp_path, data, monkeypatch):
+    """Two notebooks (or two test workers) asking for the same dataset at once: one downloads and extracts, the
+    other waits for it and says so, and both get the folder."""
+    root = tmp_path / "served"
+    root.mkdir()
+    make_tgz(root / "mnist_png.tgz")
+    hits: list[str] = []
+
+    class Slow(_QuietHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            time.sleep(1.0)  # long enough for the second process to reach the lock
+            super().do_GET()
+
+    server, thread = _serve(functools.partial(Slow, directory=str(root)))
+    try:
+        env = {**os.environ, "HELPERS_MIRROR": f"http://127.0.0.1:{server.server_address[1]}"}
+        code = "from helpers.download import untar_data; print(untar_data('mnist_png'))"
+        procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert [o.splitlines()[-1] for o in outs] == [str(data / "mnist_png")] * 2
+    assert sum("waiting for another process to finish fetching mnist_png" in o for o in outs) == 1
+    assert hits.count("/mnist_png.tgz") == 1
+    assert_extracted(data / "mnist_png", data)
