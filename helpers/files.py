@@ -45,8 +45,8 @@ def building(dest: Path | str):
 
 @contextmanager
 def locked(path: Path | str, what: str):
-    """Hold an exclusive lock on the file ``path`` for the block, so that two processes (two notebooks, or two test
-    workers) do not fetch or build ``what`` at once; the second says that it waits, then finds the first's result
+    """Hold an exclusive lock on the file ``path`` for the block, so that two processes (two notebooks opened side by
+    side) do not fetch or build ``what`` at once; the second says that it waits, then finds the first's result
     (notebook 01)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
