@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 NEEDS = ("nbformat", "nbclient", "ipykernel")
-DEADLINE: list[float] = []  # perf_counter() after which no cell starts (--budget)
 PEAK = ("import json, torch; print('PEAK_GPU_MB', json.dumps(torch.cuda.max_memory_allocated() / 2**20 "
         "if torch.cuda.is_available() else None))")
 
@@ -44,7 +43,7 @@ def label(msg: dict) -> str:
     return (lines[-1] if lines else msg["msg_type"]).strip()[:80]
 
 
-def run(path: Path, out: Path) -> tuple[dict, bool]:
+def run(path: Path, out: Path, deadline: float | None = None) -> tuple[dict, bool]:
     """Execute one notebook; returns (its timing record, whether every cell ran)."""
     import nbformat
     from nbclient import NotebookClient
@@ -64,7 +63,7 @@ def run(path: Path, out: Path) -> tuple[dict, bool]:
 
         async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
             start = time.perf_counter()
-            if DEADLINE and start > DEADLINE[0] and cell_index < len(nb.cells) - 1:  # the peak-memory cell still runs
+            if deadline is not None and start > deadline and cell_index < len(nb.cells) - 1:  # the peak-memory cell still runs
                 skipped.append(cell_index)
                 return cell
             try:
@@ -145,11 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HELPERS_SMOKE"] = "1"
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["HELPERS_RUNS"] = str(args.out.resolve())
-    if args.budget:
-        DEADLINE.append(time.perf_counter() + args.budget)
+    deadline = time.perf_counter() + args.budget if args.budget else None  # no cell starts after it
     failed = []
     for n, path in enumerate(args.notebooks):
-        record, ok = run(path.resolve(), args.out)
+        record, ok = run(path.resolve(), args.out, deadline)
         print(table(record, args.top), flush=True)
         if record["stopped"]:
             rest = [p.name for p in args.notebooks[n + 1:]]

@@ -132,7 +132,8 @@ def image_pair_data(path_x: Path | str, path_y: Path | str, size: int, bs: int, 
     """The lesson's ``ImageImageList...split_by_rand_pct(valid_pct, seed).label_from_func(...)`` with ``transform(tfms,
     size, tfm_y=True)`` (default ``get_transforms(max_zoom=2.)``), ImageNet-normalised (notebook 05). Targets decoded at
     short side <= ``hr_size`` (default ``max_zoom * size``), inputs <= ``x_size``."""
-    tfms, device = tfms or get_transforms(max_zoom=2.0), device or config.device()
+    tfms = tfms or get_transforms(max_zoom=2.0)
+    device = device or config.device()
     xs, ys = image_pairs(path_x, path_y)
     train_idx, valid_idx = split_by_rand_pct(len(xs), valid_pct, seed)
     train_idx = [train_idx[i] for i in profile_subset(len(train_idx), config.profile().max_train_items)]
@@ -190,7 +191,8 @@ def critic_data(path_gen: Path | str, path_real: Path | str, size: int, bs: int,
     ``path_gen`` (label 0) with the same-named photos of ``path_real`` (label 1), batched by ``CriticLoader``."""
     if bs < 2 or bs % 2:
         raise ValueError(f"bs must be even (half generated, half real), got {bs}")
-    tfms, device = tfms or get_transforms(max_zoom=2.0), device or config.device()
+    tfms = tfms or get_transforms(max_zoom=2.0)
+    device = device or config.device()
     fakes, reals = image_pairs(path_gen, path_real)
     train_idx, valid_idx = split_by_rand_pct(len(fakes), valid_pct, seed)
     hr = round(max(2.0, tfms.max_zoom) * size)

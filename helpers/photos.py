@@ -147,7 +147,8 @@ class PhotoStack:
 def random_squares(stack: PhotoStack, idx: torch.Tensor, size: int, generator: torch.Generator | None = None):
     """A ``size`` square of each photo ``idx`` at random, zero-padded (centred) if smaller: uint8 (n, C, size, size),
     portraits upright (notebook 04)."""
-    idx, dev = torch.as_tensor(idx).long().cpu(), stack.data.device
+    idx = torch.as_tensor(idx).long().cpu()
+    dev = stack.data.device
     sizes, tr = stack.sizes[idx], stack.transposed[idx]
     short, long = sizes.min(1).values, sizes.max(1).values
     off_s = (torch.rand(len(idx), generator=generator) * (short - size + 1).clamp(min=1)).long()
@@ -160,7 +161,9 @@ def random_squares(stack: PhotoStack, idx: torch.Tensor, size: int, generator: t
     rows = off_s[:, None] + span[None] - ((size - short).clamp(min=0) // 2)[:, None]  # centred when smaller
     cols = off_l[:, None] + span[None] - ((size - long).clamp(min=0) // 2)[:, None]
     inside = ((rows >= 0) & (rows < short[:, None]))[:, :, None] & ((cols >= 0) & (cols < long[:, None]))[:, None, :]
-    out = stack.data[idx.to(dev)[:, None, None, None], torch.arange(stack.data.size(1), device=dev)[:, None, None],
-                     rows.clamp(0, stack.data.shape[2] - 1).to(dev)[:, None, :, None],
-                     cols.clamp(0, stack.data.shape[3] - 1).to(dev)[:, None, None, :]] * inside.to(dev)[:, None]
+    s, l = stack.data.shape[-2:]
+    out = stack.data[idx.to(dev)[:, None, None, None],
+                     torch.arange(stack.data.shape[1], device=dev)[None, :, None, None],
+                     rows.clamp(0, s - 1).to(dev)[:, None, :, None], cols.clamp(0, l - 1).to(dev)[:, None, None, :]]
+    out = out * inside.to(dev)[:, None]
     return torch.where(tr.to(dev)[:, None, None, None], out.transpose(-1, -2), out)

@@ -21,7 +21,6 @@ instead, in the smoke profile, as a dry run of the same script.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
 import shutil
@@ -29,6 +28,8 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+
+from helpers.download import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = ROOT / ".devkit"
@@ -43,7 +44,6 @@ platformdirs==4.14.9 prompt-toolkit==3.0.53 ptyprocess==0.7.0 pure-eval==0.2.4 p
 referencing==0.37.0 rpds-py==2026.9.1 stack-data==0.6.3 tornado==6.6.1 traitlets==5.16.1 wcwidth==0.9.4""".split()
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64", "manylinux_2_24_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64"]
-# part: (archives from the mirror, notebooks, seconds the device call may take)
 # part: (archives from the mirror, notebooks, seconds for its notebooks). A session has 15 minutes of device time,
 # the machine's start included: run c first (the GAN and U-Net notebooks), then a and b while time is left.
 PARTS = {"c": (["oxford-iiit-pet.tgz", "old_photos.tgz"],
@@ -51,14 +51,6 @@ PARTS = {"c": (["oxford-iiit-pet.tgz", "old_photos.tgz"],
          "a": (["mnist_png.tgz"], ["01_resnet_mnist.ipynb", "06_human_numbers.ipynb"], 150),
          "b": (["camvid.tgz"], ["02_camvid_unet.ipynb"], 150)}
 CAMVID_KEEP = {"train": 90, "val": 25, "test": 20}  # frames per split: CamVid whole (187 MB) cannot travel
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tracked_bytes() -> int:
@@ -115,7 +107,7 @@ def prepare(mirror: Path, python: str) -> int:
                     camvid_subset(mirror / name, folder / name)
                 else:
                     shutil.copyfile(mirror / name, folder / name)
-        (folder / "SHA256SUMS").write_text("".join(f"{sha256(folder / n)}  {n}\n" for n in archives))
+        (folder / "SHA256SUMS").write_text("".join(f"{sha256_file(folder / n)}  {n}\n" for n in archives))
         (KIT / part / "notebooks").write_text(" ".join(notebooks) + "\n")
     base, wheels = tracked_bytes(), folder_bytes(whl)
     print(f"tracked files {base / 2**20:.1f} MiB, wheels {wheels / 2**20:.1f} MiB ({len(list(whl.glob('*.whl')))})")

@@ -31,7 +31,7 @@ status=0
   "$py" -c "import sys, time; from helpers.download import untar_data
 for name in sys.argv[1:]:
     t = time.perf_counter(); print(name, '->', untar_data(name), f'{time.perf_counter() - t:.1f} s')" $archives
-  if [ -n "$(grep -o 04_wgan "$kit/$part/notebooks")" ]; then  # LSUN is not mirrored: the pets as its own photos
+  if grep -q 04_wgan "$kit/$part/notebooks"; then  # LSUN is not mirrored: the pets as its own photos
     "$py" - "$HELPERS_DATA/oxford-iiit-pet/images" <<'PY'
 import json, sys
 nb = json.load(open("notebooks/04_wgan.ipynb"))
