@@ -138,6 +138,7 @@ def tuning(kind: str) -> bool:
 
 
 def seed() -> int:
+    """The global seed: ``HELPERS_SEED``, 42 unless set (notebook 01)."""
     return int(_env("SEED", "42"))
 
 
