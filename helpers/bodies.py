@@ -1,5 +1,6 @@
-"""Pretrained CNN bodies from torchvision, ImageNet weights from the torch hub cache, else ``HELPERS_MIRROR``, else
-torchvision's URL, used only once their sha256 checks out. Introduced in notebook 02 (camvid-unet)."""
+"""Pretrained CNN bodies from torchvision, ImageNet weights from the torch hub cache, else from ``HELPERS_MIRROR``
+when it is set, otherwise from torchvision's URL, used only once their sha256 checks out. Introduced in notebook 02
+(camvid-unet)."""
 
 import re
 from pathlib import Path
