@@ -90,8 +90,12 @@ def test_small_profile_notes_once_on_one_line_and_uses_random_init(monkeypatch, 
     assert capsys.readouterr().out == ""  # second time: nothing
 
 
-def test_no_weights_wanted():
-    assert len(create_body("resnet18", pretrained=False)) == 8
+def test_no_weights_wanted(monkeypatch, capsys):
+    monkeypatch.setenv("HELPERS_PROFILE", "full")  # where missing weights would stop the notebook
+    monkeypatch.setattr(bodies, "load_imagenet_state", lambda arch: pytest.fail(f"weights for {arch} looked for"))
+    body = create_body("resnet18", pretrained=False)
+    assert len(body) == 8 and body.imagenet_weights is False
+    assert capsys.readouterr() == ("", "")  # no note, no warning: random init was asked for
 
 
 def test_pretrained_off_trains_from_scratch_in_the_full_profile(monkeypatch, tmp_path, capsys):

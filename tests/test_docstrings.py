@@ -9,20 +9,21 @@ MODULES = sorted((Path(__file__).parent.parent / "helpers").glob("*.py"))
 NAMES_A_NOTEBOOK = re.compile(r"notebooks?\s+0[1-7]")
 
 
-def public_definitions(path: Path):
+def without_notebook(path: Path) -> list[str]:
+    """The module-level public functions and classes of ``path`` whose docstring names no notebook."""
     tree = ast.parse(path.read_text())
-    return [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+    return [f"{n.name} (line {n.lineno})" for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")
+            and not NAMES_A_NOTEBOOK.search(ast.get_docstring(n) or "")]
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
 def test_public_helpers_name_their_notebook(path):
-    missing = [f"{d.name} (line {d.lineno})" for d in public_definitions(path)
-               if not NAMES_A_NOTEBOOK.search(ast.get_docstring(d) or "")]
+    missing = without_notebook(path)
     assert not missing, f"{path.name}: no 'notebook 0N' in the docstring of {', '.join(missing)}"
 
 
 def test_the_check_sees_a_missing_notebook(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text('def named():\n    """Does a thing (notebook 03)."""\n\n\ndef unnamed():\n    """Does a thing."""\n')
-    assert [d.name for d in public_definitions(bad)
-            if not NAMES_A_NOTEBOOK.search(ast.get_docstring(d) or "")] == ["unnamed"]
+    assert without_notebook(bad) == ["unnamed (line 5)"]

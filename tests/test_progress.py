@@ -33,7 +33,8 @@ def test_no_bars_headless_and_text_bars_in_text_mode(monkeypatch, capsys):
     monkeypatch.setattr(progress, "in_kernel", lambda: False)
     with Progress(3, "bytes", unit="B") as bar:
         bar.update(2)
-    assert bar.done == 2
+        assert bar.style == "text" and bar._tqdm is not None and bar._tqdm.n == 2  # a tqdm bar in a terminal
+    assert bar.done == 2 and bar._tqdm is None  # closed on leaving
 
 
 def test_bar_text_says_what_it_counts():

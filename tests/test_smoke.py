@@ -110,7 +110,7 @@ def test_timing_command_starts_no_cell_after_its_budget(tmp_path, capsys, monkey
     """--budget (a borrowed GPU's time limit, tools/device_run.sh): the running cell finishes, no later cell starts,
     the notebook's record says where it stopped, later notebooks are listed as not run, and the exit code is 124."""
     import json
-    import nbformat
+    nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(1.5)"),
                                          nbformat.v4.new_code_cell("print('late')")])
