@@ -104,10 +104,9 @@ def test_profile_stated_near_the_top(notebook):
 def test_ends_with_what_to_try_next(notebook):
     path, nb = notebook
     last = nb["cells"][-1]
-    sections = ["".join(last["source"])] if last["cell_type"] == "markdown" else []
-    assert sections and sections[0].startswith("## What to try next"), \
-        f"{path.name}: the last cell is not the 'What to try next' section"
-    items = re.split(r"^- ", sections[0], flags=re.M)[1:]  # each experiment with its continuation lines
+    text = "".join(last["source"]) if last["cell_type"] == "markdown" else ""
+    assert text.startswith("## What to try next"), f"{path.name}: the last cell is not the 'What to try next' section"
+    items = re.split(r"^- ", text, flags=re.M)[1:]  # each experiment with its continuation lines
     assert 3 <= len(items) <= 5, f"{path.name}: {len(items)} experiments, expected 3 to 5"
     assert all("`" in ln for ln in items), f"{path.name}: every experiment names its knob (in code quotes)"
 
