@@ -36,6 +36,11 @@ def test_split_and_label_from_folder(digits):
             assert path.parent.name == str(label)
 
 
+def forbid_decoding(monkeypatch) -> None:
+    """From here on, decoding a photo fails the test: what follows must come from a cache."""
+    monkeypatch.setattr(PhotoStack, "decode", classmethod(lambda cls, *a, **k: pytest.fail("decoded again")))
+
+
 def test_decode_matches_pil_and_is_cached(digits, monkeypatch):
     il = ImageList.from_folder(digits / "training", convert_mode="L")
     x = il.decode()
@@ -44,7 +49,7 @@ def test_decode_matches_pil_and_is_cached(digits, monkeypatch):
         assert torch.equal(x[k, 0], torch.from_numpy(np.array(Image.open(path))))
     cache = list((digits / "training" / ".cache").glob("decoded-*.pt"))
     assert len(cache) == 1
-    monkeypatch.setattr(PhotoStack, "decode", classmethod(lambda cls, *a, **k: pytest.fail("decoded again")))
+    forbid_decoding(monkeypatch)
     assert torch.equal(il.decode(), x)  # read from the cache
     assert len(ImageList.from_folder(digits / "training")) == 6, "the cache must not be listed as an image"
 
@@ -175,7 +180,7 @@ def test_gan_images_and_gan_databunch_on_a_folder_of_photos(tmp_path, monkeypatc
     assert len(stack) == 9 and stack.sizes.min(1).values.max() == 24  # short sides shrunk to at most 24
     assert (tmp_path / ".cache").is_dir() and len(list((tmp_path / ".cache").iterdir())) == 1
     with monkeypatch.context() as m:
-        m.setattr(PhotoStack, "decode", classmethod(lambda cls, *a, **k: pytest.fail("decoded again")))
+        forbid_decoding(m)
         again = gan_images(il, 24)  # from the cache
     assert torch.equal(again.data, stack.data) and torch.equal(again.sizes, stack.sizes)
     data = gan_databunch(il, size=24, bs=4, device=torch.device("cpu"))
