@@ -9,6 +9,7 @@ from PIL import Image
 
 from helpers.folders import derive_folder
 from helpers.memory import is_out_of_memory, reclaim
+from helpers.photos import convert_image
 
 
 class RenderOutOfMemoryError(RuntimeError):
@@ -18,7 +19,7 @@ class RenderOutOfMemoryError(RuntimeError):
 def grayscale(src: Path | str, dest: Path | str, quality: int = 75) -> None:
     """Save a photo gray as DeOldify's training input, ``convert('LA')``, JPEG ``quality`` (notebook 07)."""
     with Image.open(src) as img:
-        img.convert("LA").convert("RGB").save(dest, quality=quality)
+        convert_image(img, "RGB").convert("LA").convert("RGB").save(dest, quality=quality)
 
 
 def grayscale_folder(src: Path | str, dest: Path | str, quality: int = 75, workers: int | None = None) -> Path:

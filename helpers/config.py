@@ -132,6 +132,12 @@ def pretrained_wanted() -> bool:
     return _choice("PRETRAINED", ("on", "off")) == "on"
 
 
+def floors_enforced() -> bool:
+    """False when ``HELPERS_FLOORS=report``: results checks report their floors without failing, for weights that are
+    not ImageNet's (``make standin``) (notebook 01)."""
+    return _choice("FLOORS", ("enforce", "report")) == "enforce"
+
+
 def tuning(kind: str) -> bool:
     """False when ``HELPERS_<kind>_TUNING=off`` (GPU, CPU): none of its speed settings, to measure them (notebook 01)."""
     return _choice(f"{kind}_TUNING", ("on", "off")) == "on"

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from helpers.folders import derive_folder, derived_items, short_side_size
+from helpers.folders import derive_folder, derived_items
+from helpers.photos import convert_image, short_side_size
 
 QUALITY = (10, 70)  # the lesson's random.randint(10, 70): both ends included
 
@@ -15,7 +16,7 @@ def crappify(src: Path | str, dest: Path | str, seed: int = 42, key: str | None 
     top-left quarter); returns ``{"quality": q, "box": [l, t, r, b]}``, seeded by ``seed`` and ``key`` (notebook 03)."""
     rng = random.Random(f"{seed}:{key or Path(src).name}")
     with Image.open(src) as img:
-        img = img.convert("RGB").resize(short_side_size(*img.size, size), Image.BILINEAR)
+        img = convert_image(img, "RGB").resize(short_side_size(*img.size, size), Image.BILINEAR)
     q = rng.randint(*QUALITY)
     w, h = img.size
     draw, at = ImageDraw.Draw(img), (rng.randint(0, w // 2), rng.randint(0, h // 2))

@@ -4,6 +4,8 @@ and made the same way (notebook 05; notebooks 03 and 07 too)."""
 import hashlib
 import json
 import os
+import random
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from itertools import repeat
 from pathlib import Path
@@ -12,16 +14,16 @@ from typing import Callable
 from PIL import Image
 
 from helpers import config
-from helpers.data import ImageList
+from helpers.data import IMAGE_EXTENSIONS, ImageList
 from helpers.files import building
-from helpers.photos import raise_failures, short_side_size
-from helpers.progress import progress_bar
+from helpers.photos import ImageDecodeError, convert_image, raise_failures, short_side_size, shrunk_size
+from helpers.progress import Progress, progress_bar
 
 
 def resize_one(src: Path | str, dest: Path | str, size: int, quality: int = 60) -> None:
     """Save ``src`` as ``dest``, RGB JPEG ``quality``, shorter side ``size`` (bilinear, aspect kept) (notebook 05)."""
     with Image.open(src) as img:
-        img.convert("RGB").resize(short_side_size(*img.size, size), Image.BILINEAR).save(dest, quality=quality)
+        convert_image(img, "RGB").resize(short_side_size(*img.size, size), Image.BILINEAR).save(dest, quality=quality)
 
 
 def _make_or_error(make_one: Callable[[Path, Path], object], src: Path, dest: Path) -> tuple[str | None, object]:
@@ -44,13 +46,8 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
     params = {"source": os.path.relpath(src, dest.parent), **params, "files": len(items),
               "files_sha1": hashlib.sha1(listing.encode()).hexdigest()}
     marker = f".{maker}.json"
-    if dest.exists():
-        if not (dest / marker).is_file():
-            raise FileExistsError(f"{dest} exists but was not made by {maker} (no {marker}); "
-                                  f"remove it or choose another folder")
-        if json.loads((dest / marker).read_text()).get("params") == params:
-            return dest
-        print(f"{dest.name}: made with other parameters or from other files; rebuilding")
+    if _made_as(dest, maker, params) is not None:
+        return dest
     with building(dest) as new:
         pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL decodes, resizes and encodes outside the GIL
         try:
@@ -62,6 +59,22 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
         made = {p.relative_to(src).as_posix(): value for p, (_, value) in zip(items, results) if value is not None}
         (new / marker).write_text(json.dumps({"params": params, "items": made}) + "\n")
     return dest
+
+
+def _made_as(dest: Path, maker: str, params: dict) -> dict | None:
+    """``dest``'s marker record if ``maker`` made it with ``params``; None if it must be (re)built (saying why when it
+    exists); ``FileExistsError`` for a folder ``maker`` did not make."""
+    marker = dest / f".{maker}.json"
+    if not dest.exists():
+        return None
+    if not marker.is_file():
+        raise FileExistsError(f"{dest} exists but was not made by {maker} (no {marker.name}); "
+                              f"remove it or choose another folder")
+    record = json.loads(marker.read_text())
+    if record.get("params") == params:
+        return record
+    print(f"{dest.name}: made with other parameters or from other files; rebuilding")
+    return None
 
 
 def derived_items(dest: Path | str, maker: str) -> dict:
@@ -77,3 +90,75 @@ def resize_folder(src: Path | str, dest: Path | str, size: int, quality: int = 6
     return derive_folder(src, dest, lambda s, d: resize_one(s, d, size, quality),
                          {"size": size, "quality": quality, "resample": "bilinear"}, "resize_folder",
                          f"resizing to {size} px", "resized", workers)
+
+
+def _usable_copy(src: Path, dest: Path, short_side: int | None) -> None:
+    """``src`` decoded in full (a truncated file fails here) and put at ``dest``: linked (or copied) when it is an RGB
+    or gray JPEG or PNG no larger than ``short_side``, else converted to RGB, shrunk and saved (JPEG quality 90)."""
+    with Image.open(src) as img:
+        img.load()
+        size = shrunk_size(*img.size, short_side)
+        if img.mode in ("RGB", "L") and img.format in ("JPEG", "PNG") and size == img.size:
+            try:
+                os.link(src, dest)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(src, dest)
+            return
+        convert_image(img, "RGB").resize(size, Image.BILINEAR).save(dest, quality=90)
+
+
+def photo_sample(src: Path | str, n: int | None = None, short_side: int | None = None, seed: int = 42,
+                 dest: Path | str | None = None, workers: int | None = None) -> Path:
+    """The photos below ``src`` that decode, as a folder ``dest`` (default ``<src>-<n>`` or ``<src>-all``) with the
+    same relative names: all of them, or a fixed sample of ``n`` (drawn with ``seed``, not the run's seed), RGB or
+    gray, shorter side at most ``short_side``. Files that are not images or do not decode are skipped and named in
+    one line, every time it is called; built once, atomically, and rebuilt when ``src``'s files change (notebook 05)."""
+    src = Path(src)
+    dest = Path(dest) if dest is not None else src.with_name(f"{src.name}-{n or 'all'}")
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
+                                                                        p.relative_to(src).parts))
+    listing = "".join(f"{p.relative_to(src)}:{p.stat().st_size}:{p.stat().st_mtime_ns}\n" for p in files)
+    params = {"source": os.path.relpath(src, dest.parent), "n": n, "short_side": short_side, "seed": seed,
+              "files": len(files), "files_sha1": hashlib.sha1(listing.encode()).hexdigest()}
+    record = _made_as(dest, "photo_sample", params)
+    if record is None:
+        record = _build_sample(src, dest, files, params, workers)
+    _say_skipped(record["skipped"], len(files), src)
+    return dest
+
+
+def _build_sample(src: Path, dest: Path, files: list[Path], params: dict, workers: int | None) -> dict:
+    """Build ``photo_sample``'s folder: photos in a seeded order, copied until ``n`` decode; returns its record."""
+    n, short_side = params["n"], params["short_side"]
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    skipped = {p.relative_to(src).as_posix(): "not an image" for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS}
+    random.Random(params["seed"]).shuffle(order := list(images))
+    wanted, made = (min(n, len(images)) if n else len(images)), []
+    with building(dest) as new, Progress(wanted, f"checking and copying {wanted:,} photos") as bar:
+        pool = ThreadPoolExecutor(workers or config.cpu_count())
+        try:
+            while order and len(made) < wanted:  # a photo that fails to decode is replaced by the next in the order
+                take, order = order[:wanted - len(made)], order[wanted - len(made):]
+                jobs = pool.map(_make_or_error, repeat(lambda s, d: _usable_copy(s, d, short_side)), take,
+                                [new / p.relative_to(src) for p in take])
+                for p, (err, _) in zip(take, jobs):
+                    if err is None:
+                        made.append(p.relative_to(src).as_posix())
+                        bar.update()
+                    else:
+                        skipped[p.relative_to(src).as_posix()] = err[len(str(p)) + 2:]
+        finally:
+            pool.shutdown(cancel_futures=True)
+        if not made:
+            raise ImageDecodeError(f"no usable photos below {src}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        record = {"params": params, "items": sorted(made), "skipped": dict(sorted(skipped.items()))}
+        (new / ".photo_sample.json").write_text(json.dumps(record) + "\n")
+    return record
+
+
+def _say_skipped(skipped: dict[str, str], total: int, src: Path) -> None:
+    """One line naming and counting the files ``photo_sample`` skipped."""
+    if skipped:
+        names = "; ".join(f"{name} ({why[:60]})" for name, why in list(skipped.items())[:10])
+        more = f"; and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        print(f"skipped {len(skipped)} of {total:,} files in {src.name}/: {names}{more}")

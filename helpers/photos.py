@@ -29,14 +29,26 @@ def shrunk_size(w: int, h: int, short_side: int | None) -> tuple[int, int]:
     return (w, h) if short_side is None or min(w, h) <= short_side else short_side_size(w, h, short_side)
 
 
+def convert_image(img: Image.Image, mode: str = "RGB") -> Image.Image:
+    """``img`` in PIL's ``mode`` (``RGB`` or ``L``) whatever it was stored as: 16-bit or float gray scaled to 8 bits
+    (not clipped at 255), a palette with transparency through RGBA, CMYK converted, alpha dropped (notebook 05)."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0 if values.max(initial=0) > 1 else 1.0
+        img = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
+    elif img.mode == "P" and "transparency" in img.info:  # PIL warns unless it goes through RGBA
+        img = img.convert("RGBA")
+    return img if img.mode == mode else img.convert(mode)
+
+
 def read_image(path: Path | str, mode: str = "RGB", size: tuple[int, int] | None = None,
                draft: bool = False) -> np.ndarray:
-    """One image file as uint8 (C, H, W) in PIL's ``mode``, resized (bilinear) to ``size`` (width, height) if given;
-    ``draft`` lets a JPEG decode at reduced scale (notebook 04) (notebook 01)."""
+    """One image file as uint8 (C, H, W) in PIL's ``mode`` (``convert_image``), resized (bilinear) to ``size`` (width,
+    height) if given; ``draft`` lets a JPEG decode at reduced scale (notebook 04) (notebook 01)."""
     with Image.open(path) as img:
         if draft and size is not None:
             img.draft(mode, size)
-        img = img.convert(mode)
+        img = convert_image(img, mode)
         if size is not None and img.size != tuple(size):
             img = img.resize(tuple(size), Image.BILINEAR)
         arr = np.array(img, dtype=np.uint8)

@@ -37,12 +37,13 @@ class Results:
 
     def check(self, **floors: float) -> None:
         """Record ``checks``; a metric below its floor, missing or not finite saves the record failed and raises
-        AssertionError; a smoke run records the floors unchecked (notebook 01)."""
+        AssertionError; a smoke run, or ``HELPERS_FLOORS=report``, records the floors unchecked (notebook 01)."""
         floors = {k: float(f) for k, f in floors.items()}
-        if config.smoke():
-            self.checks = {"passed": None, "floors": {**(self.checks or {}).get("floors", {}), **floors}}
+        if config.smoke() or not config.floors_enforced():
+            why = "smoke run" if config.smoke() else "HELPERS_FLOORS=report"
+            self.checks = {"passed": None, "why": why, "floors": {**(self.checks or {}).get("floors", {}), **floors}}
             shown = ", ".join(f"{k} {_show(self.metrics.get(k))} (floor {f})" for k, f in floors.items())
-            print(f"smoke run: floors not enforced: {shown}")
+            print(f"{why}: floors not enforced: {shown}")
             return
         failed = {}
         for k, f in floors.items():
@@ -83,12 +84,12 @@ def _show(value) -> str:
 
 
 def check_status(record: dict) -> str:
-    """``passed``, ``FAILED: <metrics>``, ``not enforced (smoke run)`` or ``not checked`` (notebook 01)."""
+    """``passed``, ``FAILED: <metrics>``, ``not enforced (<why>)`` or ``not checked`` (notebook 01)."""
     checks = record.get("checks")
     if not checks:
         return "not checked"
     if checks.get("passed") is None:
-        return "not enforced (smoke run)"
+        return f"not enforced ({checks.get('why', 'smoke run')})"
     return "passed" if checks["passed"] else "FAILED: " + ", ".join(checks.get("failed", {}))
 
 

@@ -81,9 +81,26 @@ def test_smoke_run_records_metrics_and_does_not_enforce_floors(runs, monkeypatch
     res.save()
     rec = _record(runs)
     assert rec["smoke"] is True and rec["metrics"]["low"] == 0.1 and math.isnan(rec["metrics"]["score"])
-    assert rec["checks"] == {"passed": None, "floors": {"score": 8.0, "low": 0.9, "missing": 1.0}}
+    assert rec["checks"] == {"passed": None, "why": "smoke run", "floors": {"score": 8.0, "low": 0.9, "missing": 1.0}}
     table = format_table([rec])
     assert "not enforced (smoke run)" in table and " smoke " in table
+
+
+def test_floors_report_records_metrics_and_does_not_enforce_floors(runs, monkeypatch, capsys):
+    """HELPERS_FLOORS=report (stand-in weights): a metric below its floor is reported, and the run goes on."""
+    monkeypatch.setenv("HELPERS_FLOORS", "report")
+    res = Results("nb")
+    res.add(low=0.1)
+    res.check(low=0.9)  # no raise
+    assert "HELPERS_FLOORS=report: floors not enforced: low 0.1000 (floor 0.9)" in capsys.readouterr().out
+    res.save()
+    assert "not enforced (HELPERS_FLOORS=report)" in format_table([_record(runs)])
+    monkeypatch.setenv("HELPERS_FLOORS", "enforce")
+    with pytest.raises(AssertionError, match="quality regression"):
+        res.check(low=0.9)
+    monkeypatch.setenv("HELPERS_FLOORS", "skip")
+    with pytest.raises(ValueError, match="HELPERS_FLOORS='skip'"):
+        res.check(low=0.9)
 
 
 def test_main_shows_check_status_and_fails_on_a_failed_record(runs, capsys):
