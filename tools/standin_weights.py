@@ -27,11 +27,11 @@ from helpers.files import atomic_write  # noqa: E402
 ARCHS = ("resnet18", "resnet34", "vgg16_bn")
 
 
-def write_standins(out: Path, archs=ARCHS, seed: int = 0) -> dict[str, str]:
+def write_standins(out: Path, archs: tuple[str, ...] | None = None, seed: int = 0) -> dict[str, str]:
     """One stand-in file per arch in ``out``, torchvision's file name, random values; returns {file name: sha256}."""
     out.mkdir(parents=True, exist_ok=True)
     sums = {}
-    for arch in archs:
+    for arch in archs or ARCHS:
         name, _url, _cache = weights_file(arch)
         path = out / name
         if not path.exists():  # the same seed gives the same file: made once
