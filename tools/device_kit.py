@@ -14,8 +14,8 @@ Then, one call per part, back to back (the machine stays warm between them)::
     run(command="DEVKIT_BUDGET=480 bash tools/device_run.sh c", carry=[".devkit/whl", ".devkit/c"], timeout_s=555)
 
 ``tools/device_run.sh`` installs the wheels, extracts the part's data first (so that decoding is not counted in a
-notebook), runs ``benchmarks/notebook_times.py --profile full`` with ``HELPERS_PRETRAINED=off`` (no ImageNet weights
-there), and packs the executed copies and per-cell times into ``$OUT``. ``check`` runs a part on this machine
+notebook), makes stand-in ImageNet weights there (``tools/standin_weights.py``: too big to carry; the path learners take,
+feature loss included, with floors reported, not enforced), runs ``benchmarks/notebook_times.py --profile full``, and packs the executed copies and per-cell times into ``$OUT``. ``check`` runs a part on this machine
 instead, in the smoke profile, as a dry run of the same script.
 """
 from __future__ import annotations
