@@ -9,7 +9,8 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from helpers import config
-from helpers.loop import BaseLearner, SmoothedLoss, check_finite, make_optimizer, optimizer_step, smoke_epochs
+from helpers.loop import (BaseLearner, SmoothedLoss, check_finite, grad_scaler, make_optimizer, optimizer_step,
+                          smoke_epochs)
 from helpers.losses import wasserstein_critic_loss, wasserstein_gen_loss
 from helpers.progress import progress_bar
 from helpers.recorder import GANRecorder
@@ -147,6 +148,7 @@ class GANLearner(BaseLearner):
         self.gen_mode, self.iteration = False, 0
         self._frozen: dict[int, list[bool]] = {}  # requires_grad of a model while it sits idle
         self.opt_gen = self.opt_crit = None
+        self.scaler_gen = self.scaler_crit = None  # each optimizer's gradient scaler when training in fp16
 
     def models(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "critic": self.critic}
@@ -202,7 +204,7 @@ class GANLearner(BaseLearner):
             self.event("after_pred")
             self.loss = self.crit_loss_func(*self.pred)
             self.event("after_loss")
-        optimizer_step(self.loss, self.opt_crit)
+        optimizer_step(self.loss, self.opt_crit, self.scaler_crit)
         return self.loss.detach()
 
     def generator_step(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -212,16 +214,22 @@ class GANLearner(BaseLearner):
             self.event("after_pred")
             self.loss = self.gen_loss_func(self.critic(fake), fake, real)
             self.event("after_loss")
-        optimizer_step(self.loss, self.opt_gen)
+        optimizer_step(self.loss, self.opt_gen, self.scaler_gen)
         return self.loss.detach()
+
+    def create_opts(self, lr: float, wd: float) -> None:
+        """Each model's AdamW at ``lr`` and weight decay ``wd``, and its gradient scaler (None unless fp16),
+        ``opt_gen``, ``scaler_gen`` and ``opt_crit``, ``scaler_crit``; ``fit`` sets each one's rate (notebook 04)."""
+        self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
+                                                      self.device) for m in (self.generator, self.critic))
+        self.scaler_gen, self.scaler_crit = grad_scaler(self.device), grad_scaler(self.device)
 
     def fit(self, epochs: int, lr: float = 2e-4, wd: float | None = None) -> None:
         """Train ``epochs`` epochs at a constant ``lr`` (critic's ``* critic_lr_mult``), critic first; a row of smoothed
         losses per epoch ("—": no batch), a grid of fixed inputs every ``grid_every`` epochs and last (notebook 04)."""
         epochs, wd = smoke_epochs(epochs), self.wd if wd is None else wd
-        if self.opt_gen is None:  # each model's Adam, made at the first fit and kept; later fits set lr and wd
-            self.opt_gen, self.opt_crit = (make_optimizer([{"params": list(m.parameters()), "lr": lr}], self.betas, wd,
-                                                          self.device) for m in (self.generator, self.critic))
+        if self.opt_gen is None:  # Adams and scalers made at the first fit and kept; later fits set lr and wd
+            self.create_opts(lr, wd)
         for opt, rate in ((self.opt_gen, lr), (self.opt_crit, lr * self.critic_lr_mult)):
             for group in opt.param_groups:
                 group["lr"], group["weight_decay"] = rate, wd

@@ -10,8 +10,8 @@ from torch import nn
 
 from helpers import config
 from helpers.hooks import model_summary
-from helpers.loop import (BaseLearner, SmoothedLoss, check_finite, lr_range, make_optimizer, optimizer_step,
-                          smoke_epochs, to_device_layout)
+from helpers.loop import (BaseLearner, SmoothedLoss, check_finite, grad_scaler, lr_range, make_optimizer,
+                          optimizer_step, smoke_epochs, to_device_layout)
 from helpers.memory import is_out_of_memory
 from helpers.progress import progress_bar
 from helpers.recorder import Recorder
@@ -68,14 +68,14 @@ class Learner(BaseLearner):
     def _run(self, epochs: int, opt, sched=None) -> None:
         names = [getattr(m, "__name__", type(m).__name__) for m in self.metrics] + self._loss_part_names()
         rec = self.recorder = Recorder(names)
-        smooth, batch_losses = SmoothedLoss(), []
+        smooth, batch_losses, scaler = SmoothedLoss(), [], grad_scaler(self.device)  # opt's scaler (fp16), or None
 
         def train_batch(batch) -> None:
             group = opt.param_groups[-1]
             rec.lrs.append(group["lr"])
             rec.moms.append(group["betas"][0])
             loss = self._loss_on(*batch)
-            optimizer_step(loss, opt)
+            optimizer_step(loss, opt, scaler)
             batch_losses.append(loss.detach())
             if sched is not None:
                 sched.step()
@@ -114,9 +114,10 @@ class Learner(BaseLearner):
         """LR range test (exponential lr, stops on divergence, weights restored); ``recorder.plot()`` (notebook 01)."""
         num_it = config.smoke_cap(num_it, config.SMOKE_LR_FIND_ITS)
         state = copy.deepcopy(self.model.state_dict())
-        opt = self.create_opt(start_lr)
+        opt, scaler = self.create_opt(start_lr), grad_scaler(self.device)
         rec = self.recorder = Recorder()
         smooth, best, mult = SmoothedLoss(), math.inf, (end_lr / start_lr) ** (1 / num_it)
+        self.tell_precision()
         self.start_epoch()
         batches, oom = iter(()), None
         try:
@@ -130,7 +131,7 @@ class Learner(BaseLearner):
                 for g in opt.param_groups:
                     g["lr"] = lr
                 loss = self._loss_on(xb, yb)
-                optimizer_step(loss, opt)
+                optimizer_step(loss, opt, scaler)
                 value = smooth.add(loss.item())
                 rec.lrs.append(lr)
                 rec.moms.append(opt.param_groups[-1]["betas"][0])

@@ -6,7 +6,7 @@ import math
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -38,11 +38,52 @@ def make_optimizer(groups: Sequence[dict], betas: tuple[float, float], wd: float
     return torch.optim.AdamW(groups, betas=betas, weight_decay=wd, **({"fused": True} if gpu_tuned(device) else {}))
 
 
-def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-    """Zero grads, backpropagate ``loss``, step (notebook 01)."""
+class Precision(NamedTuple):
+    """The arithmetic a device trains in, as ``choose_precision`` picks it (notebook 01): ``name`` ("bf16", "fp16" or
+    "fp32"), the autocast ``dtype`` (None: no autocast) and ``why``, in words."""
+    name: str
+    dtype: torch.dtype | None
+    why: str
+
+    @property
+    def scaled(self) -> bool:
+        """Whether backward needs a gradient scaler: fp16's narrow range lets small gradients underflow to zero."""
+        return self.name == "fp16"
+
+    def __str__(self) -> str:
+        kind = "mixed precision" if self.dtype is not None else "precision"
+        return f"{kind}: {self.name}{' with a gradient scaler' if self.scaled else ''} ({self.why})"
+
+
+def choose_precision(device: torch.device) -> Precision:
+    """bf16 autocast on CUDA from compute capability 8.0 (A100, RTX 30xx and later); below it (T4, P100, V100), fp16
+    autocast with a gradient scaler: those GPUs only emulate bf16, even where ``torch.cuda.is_bf16_supported()`` says
+    yes. fp32 on the CPU and on Apple GPUs (MPS) (notebook 01)."""
+    if device.type != "cuda":
+        return Precision("fp32", None, f"no autocast on {device.type}")
+    major, minor = torch.cuda.get_device_capability(device)
+    if major >= 8:
+        return Precision("bf16", torch.bfloat16, f"CUDA capability {major}.{minor} has native bf16")
+    return Precision("fp16", torch.float16, f"CUDA capability {major}.{minor} has no native bf16")
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler | None:
+    """A gradient scaler for one optimizer when ``choose_precision(device)`` is fp16, else None (notebook 01)."""
+    return torch.amp.GradScaler(device.type) if choose_precision(device).scaled else None
+
+
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler | None = None) -> None:
+    """Zero grads, backpropagate ``loss``, step; through ``scaler`` (fp16) when given: the loss scaled up before
+    backward, the gradients scaled back before the step, which is skipped if they overflowed (notebook 01)."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
 
 
 def lr_range(lr: float | slice, n_groups: int) -> list[float]:
@@ -103,6 +144,7 @@ class BaseLearner:
         if self.device.type == "cpu":  # process-wide; same results, no gain measured on 01 (benchmarks/cpu_tuning.py)
             torch.set_flush_denormal(config.tuning("CPU"))  # denormals flushed to zero unless HELPERS_CPU_TUNING=off
         self._bar = progress_bar  # during a fit, its table's bar: a validation pass shows under the epoch table
+        self._precision_told = False
 
     def event(self, name: str) -> None:
         """Call ``name`` on every callback that has it, with this learner (notebook 01)."""
@@ -112,8 +154,17 @@ class BaseLearner:
                 fn(self)
 
     def autocast(self):
-        """bf16 autocast on CUDA; a no-op context (fp32) elsewhere, Apple GPUs (MPS) included (notebook 01)."""
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+        """Autocast to the dtype ``choose_precision`` picks for the device (bf16 or fp16 on CUDA); a no-op context
+        (fp32) on the CPU and on Apple GPUs (MPS) (notebook 01)."""
+        dtype = choose_precision(self.device).dtype
+        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+
+    def tell_precision(self) -> None:
+        """Print the precision this learner trains in, once, at its first fit or ``lr_find``; on CUDA only, where
+        it depends on the GPU (notebook 01)."""
+        if self.device.type == "cuda" and not self._precision_told:
+            print(choose_precision(self.device))
+            self._precision_told = True
 
     @contextmanager
     def eval_mode(self, *models: nn.Module):
@@ -143,6 +194,7 @@ class BaseLearner:
              loader: Iterable, finish: Callable[[], None] | None = None) -> float:
         """The epoch loop: events, a table row per epoch (``end_epoch(epoch)``), ``train_batch(batch)`` over ``loader``,
         ``finish()`` before ``after_fit``; returns the seconds taken."""
+        self.tell_precision()
         table = EpochTable(names)
         self._bar, at = table.bar, None  # (epoch, training batch or None for validation): where a failure struck
         try:

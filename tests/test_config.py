@@ -1,12 +1,9 @@
-"""helpers.config: device choice (CUDA, then Apple MPS, then CPU), the default profile, cpu_count, and
-the autocast each device gets, with the accelerators faked by monkeypatching torch's availability checks."""
+"""helpers.config: device choice (CUDA, then Apple MPS, then CPU), the default profile, cpu_count, with the
+accelerators faked by monkeypatching torch's availability checks (the autocast each device gets: test_precision)."""
 import os
-import warnings
-from contextlib import nullcontext
 
 import pytest
 import torch
-from torch import nn
 
 from helpers import config
 
@@ -65,21 +62,6 @@ def test_cpu_count_uses_the_affinity_mask_where_there_is_one(monkeypatch):
     assert config.cpu_count() == 6
     monkeypatch.setattr(os, "cpu_count", lambda: None)  # "undeterminable"
     assert config.cpu_count() == 1
-
-
-def test_autocast_is_bf16_on_cuda_only(machine):
-    from helpers.learner import Learner
-
-    machine(cuda=False, mps=False)
-    learn = Learner(None, nn.Linear(2, 2), nn.MSELoss())
-    assert learn.device == torch.device("cpu") and isinstance(learn.autocast(), nullcontext)
-    learn.device = torch.device("mps")  # no autocast on Apple GPUs (not verified there): fp32
-    assert isinstance(learn.autocast(), nullcontext)
-    learn.device = torch.device("cuda")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch warns when it builds a CUDA autocast without CUDA
-        ctx = learn.autocast()
-    assert isinstance(ctx, torch.autocast) and ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
 
 
 def test_batch_size_from_free_gpu_memory(monkeypatch, capsys):

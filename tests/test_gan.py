@@ -90,14 +90,6 @@ def test_adaptive_switcher_uses_thresholds():
     assert sw(True, 2.0) is True and sw(True, 0.5) is False
 
 
-def _tiny_learner(**kwargs):
-    torch.manual_seed(0)
-    images = PhotoStack.from_list(list(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)))
-    data = GANLoader(images, size=32, bs=16, noise_sz=100, device=torch.device("cpu"))
-    return GANLearner.wgan(data, basic_generator(32, 1, n_features=8), basic_critic(32, 1, n_features=8),
-                           n_grid=4, **kwargs)
-
-
 def test_loader_pads_to_size_and_scales_to_minus_one_one():
     images = PhotoStack.from_list([torch.full((1, 28, 28), 255, dtype=torch.uint8)] * 4)
     dl = GANLoader(images, size=32, bs=2, device=torch.device("cpu"))
@@ -125,10 +117,10 @@ def test_random_squares_cut_each_photo_where_it_is():
     assert len({pl for pl in places if pl[0] == 0}) > 3 and len({pl for pl in places if pl[0] == 1}) > 3
 
 
-def test_clipping_comes_before_every_batch_as_fastai_did():
+def test_clipping_comes_before_every_batch_as_fastai_did(tiny_gan):
     """fastai clamps the critic's weights in on_batch_begin: whatever the critic's last step did, every
     batch (critic or generator) sees a critic inside the box."""
-    learn = _tiny_learner(clip=0.01)
+    learn = tiny_gan(clip=0.01)
     with torch.no_grad():  # start far outside the box
         for p in learn.critic.parameters():
             p.mul_(100).add_(0.5)
@@ -140,20 +132,20 @@ def test_clipping_comes_before_every_batch_as_fastai_did():
     assert any(p.abs().max().item() > 0.01 for p in learn.generator.parameters())  # the generator is not clipped
 
 
-def test_switch_freezes_and_evals_the_idle_model():
-    learn = _tiny_learner(switch_eval=True)
+def test_switch_freezes_and_evals_the_idle_model(tiny_gan):
+    learn = tiny_gan(switch_eval=True)
     learn.switch(True)
     assert learn.generator.training and all(p.requires_grad for p in learn.generator.parameters())
     assert not learn.critic.training and not any(p.requires_grad for p in learn.critic.parameters())
     learn.switch(False)
     assert learn.critic.training and not learn.generator.training
-    wgan = _tiny_learner()  # the lesson's WGAN leaves both in train mode
+    wgan = tiny_gan()  # the lesson's WGAN leaves both in train mode
     wgan.switch(True)
     assert wgan.critic.training
 
 
-def test_fit_trains_both_with_the_fixed_schedule_and_records_grids(capsys):
-    learn = _tiny_learner(critic_lr_mult=5.0)
+def test_fit_trains_both_with_the_fixed_schedule_and_records_grids(tiny_gan, capsys):
+    learn = tiny_gan(critic_lr_mult=5.0)
     g0 = [p.detach().clone() for p in learn.generator.parameters()]
     learn.fit(2, 1e-3)  # 4 batches per epoch, 8 in all: C C C C C G C C
     assert len(learn.recorder.crit_losses) == 7 and len(learn.recorder.gen_losses) == 1

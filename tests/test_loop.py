@@ -16,15 +16,6 @@ from helpers.photos import PhotoStack
 CPU = torch.device("cpu")
 
 
-def toy():
-    torch.manual_seed(0)
-    x = torch.randint(0, 256, (32, 1, 4, 4), dtype=torch.uint8)
-    y = (x.float().mean((1, 2, 3)) > 127).long()
-    data = DataBunch(TensorLoader(x, y, 8, shuffle=True, device=CPU), TensorLoader(x, y, 8, device=CPU))
-    return Learner(data, nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)),
-                   nn.CrossEntropyLoss())
-
-
 def test_smoothed_loss_is_fastais_debiased_moving_average():
     s = SmoothedLoss()
     assert s.value is None
@@ -32,10 +23,10 @@ def test_smoothed_loss_is_fastais_debiased_moving_average():
     assert s.add(4.0) == pytest.approx((0.98 * 0.02 * 2 + 0.02 * 4) / (1 - 0.98 ** 2))
 
 
-def test_a_nan_loss_stops_training_with_a_clear_error():
+def test_a_nan_loss_stops_training_with_a_clear_error(tiny_learner):
     with pytest.raises(FloatingPointError, match="training loss became nan in epoch 3; lower the learning rate"):
         check_finite(math.nan, "training loss", 3)
-    learn = toy()
+    learn = tiny_learner()
     with pytest.raises(FloatingPointError, match="training loss became"):
         learn.fit(1, 1e30)  # Adam at this rate blows the weights up: the epoch ends with a NaN loss
 
@@ -55,8 +46,8 @@ def test_the_gan_stops_on_a_nan_loss_too():
         learn.fit(1, 1e-3)
 
 
-def test_eval_mode_restores_each_models_mode_and_turns_off_gradients():
-    learn = toy()
+def test_eval_mode_restores_each_models_mode_and_turns_off_gradients(tiny_learner):
+    learn = tiny_learner()
     other = nn.Dropout()
     learn.model.train()
     other.eval()
@@ -68,8 +59,8 @@ def test_eval_mode_restores_each_models_mode_and_turns_off_gradients():
     assert learn.model.training, "restored even when the block fails"
 
 
-def test_every_prediction_goes_through_predict_batch(monkeypatch):
-    learn = toy()
+def test_every_prediction_goes_through_predict_batch(tiny_learner, monkeypatch):
+    learn = tiny_learner()
     calls = []
     real = loop.BaseLearner.predict_batch
     monkeypatch.setattr(loop.BaseLearner, "predict_batch", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
@@ -81,7 +72,7 @@ def test_every_prediction_goes_through_predict_batch(monkeypatch):
     assert learn.model.training, "the model is back in train mode"
 
 
-def test_both_learners_fire_the_same_events_in_the_same_order():
+def test_both_learners_fire_the_same_events_in_the_same_order(tiny_learner):
     class Log:
         def __init__(self):
             self.events = []
@@ -92,7 +83,7 @@ def test_both_learners_fire_the_same_events_in_the_same_order():
             raise AttributeError(name)
 
     log = Log()
-    learn = toy()
+    learn = tiny_learner()
     learn.callbacks = [log]
     learn.fit(1, 1e-3)
     stack = PhotoStack.from_list(list(torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)))
