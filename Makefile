@@ -1,19 +1,27 @@
 # Two commands set everything up on a fresh machine: `make run` and `make test` (see README).
 VENV ?= .venv
+# the interpreter that creates $(VENV), e.g. make setup PYTHON=python3.12 (tools/check_python.py checks it first)
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-# headless notebook runs store no progress bars: one table row per epoch is their record
-export HELPERS_PROGRESS ?= none
 SMOKE_DIR := runs/smoke
 
 .PHONY: setup run test smoke unit lab lab-check times clean
 
+# Headless runs store no progress bars (one table row per epoch is their record). Only these targets turn them
+# off, so that `make lab`'s kernels (and lab-check's) keep a learner's live bars. A user's own HELPERS_PROGRESS wins.
+run test smoke times unit: export HELPERS_PROGRESS ?= none
+# The committed outputs are the small profile's: run and test give it on any machine, CUDA included.
+run test: export HELPERS_PROFILE = small
+
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	@# a Python too old, or without its venv module, stops here in one line, before pip starts
+	@if [ -x $(PY) ]; then $(PY) tools/check_python.py; else $(PYTHON) tools/check_python.py; fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
 	@# pip byte-compiles on one core; compileall uses all of them. Without .pyc files every process
 	@# compiles what it imports (torch: ~12 s per kernel) when PYTHONDONTWRITEBYTECODE is set (it is on this machine).
@@ -22,16 +30,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-# Execute every notebook top to bottom, write outputs back in place (each cell's printed lines merged
-# into one output), print the results table. A notebook that fails keeps its stored outputs; the
+# Execute every notebook top to bottom in the small profile, write outputs back in place (each cell's printed
+# lines merged into one output), print the results table. A notebook that fails keeps its stored outputs; the
 # others still run, and the table (with each notebook's checks row) is printed before make fails.
 run: setup
 	$(PY) -c "from helpers import config; [p.unlink() for p in config.runs_dir().glob('*.json')]"
 	@failed=""; cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 	  echo "=== $$nb"; \
-	  if ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  if $(abspath $(VENV))/bin/jupyter nbconvert --to notebook --execute --inplace \
 	      --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb"; then \
-	    ../$(VENV)/bin/jupyter nbconvert --to notebook --inplace --log-level=WARN \
+	    $(abspath $(VENV))/bin/jupyter nbconvert --to notebook --inplace --log-level=WARN \
 	      --CoalesceStreamsPreprocessor.enabled=True "$$nb" || exit 1; \
 	  else failed="$$failed $$nb"; fi; \
 	done; \
@@ -39,7 +47,7 @@ run: setup
 	if [ -n "$$failed" ]; then echo "failed (stored outputs left as they were):$$failed" >&2; exit 1; fi; \
 	exit $$status
 
-# Unit tests of helpers, then nbval over every notebook, in one pytest run.
+# Unit tests of helpers, then nbval over every notebook (small profile), in one pytest run.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests $(NOTEBOOKS) $(NBVAL)
 

@@ -6,7 +6,8 @@ reopen it in a fresh browser session, and check what the learner sees both times
     .venv/bin/python tools/lab_check.py notebooks/03_superres_gan.ipynb --timeout 1200
 
 JupyterLab starts on a free loopback port, in a temporary folder holding a copy of the notebook (the
-repository's copy is never saved over), with progress bars on (``HELPERS_PROGRESS=auto``). ``--smoke``
+repository's copy is never saved over), with the environment ``make lab`` gives its kernels: this check sets no
+``HELPERS_PROGRESS`` of its own, so a Makefile that turned the bars off for JupyterLab fails it. ``--smoke``
 makes it a smoke run (``HELPERS_SMOKE=1``: every cell and fit, two batches per loader): the same bars,
 tables and plots in a fraction of the time. Debian's ``chromium`` and ``chromium-driver`` drive it
 through selenium. The checks, each printed with its count:
@@ -47,9 +48,9 @@ def free_port() -> int:
 
 
 def start_lab(folder: Path, port: int, token: str, smoke: bool) -> subprocess.Popen:
+    # the environment `make lab` gives (HELPERS_PROGRESS as the Makefile leaves it: the bars' default, auto);
     # results records go to the check's own folder: runs/ keeps what `make test`'s notebooks wrote
-    env = {**os.environ, "HELPERS_PROGRESS": "auto", "HELPERS_RUNS": str(folder.parent / "runs"),
-           **({"HELPERS_SMOKE": "1"} if smoke else {})}
+    env = {**os.environ, "HELPERS_RUNS": str(folder.parent / "runs"), **({"HELPERS_SMOKE": "1"} if smoke else {})}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
            # a workspace of its own: JupyterLab would otherwise reopen the notebook an earlier check ran (a 404)
