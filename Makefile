@@ -8,13 +8,13 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 SMOKE_DIR := runs/smoke
 
-.PHONY: setup run test smoke unit lab lab-check times clean
+.PHONY: setup run test test-canonical standin smoke unit lab lab-check times clean
 
 # Headless runs store no progress bars (one table row per epoch is their record). Only these targets turn them
 # off, so that `make lab`'s kernels (and lab-check's) keep a learner's live bars. A user's own HELPERS_PROGRESS wins.
-run test smoke times unit: export HELPERS_PROGRESS ?= none
+run test test-canonical standin smoke times unit: export HELPERS_PROGRESS ?= none
 # The committed outputs are the small profile's: run and test give it on any machine, CUDA included.
-run test: export HELPERS_PROFILE = small
+run test test-canonical standin: export HELPERS_PROFILE = small
 
 setup: $(STAMP)
 
@@ -47,9 +47,34 @@ run: setup
 	if [ -n "$$failed" ]; then echo "failed (stored outputs left as they were):$$failed" >&2; exit 1; fi; \
 	exit $$status
 
-# Unit tests of helpers, then nbval over every notebook (small profile), in one pytest run.
+# Unit tests of helpers, then nbval over every notebook (small profile), in one pytest run; then test-canonical.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests $(NOTEBOOKS) $(NBVAL)
+	$(MAKE) --no-print-directory test-canonical
+
+# The path a learner with internet takes: nbval over 05 and 07 on archives shaped like the canonical downloads, made
+# from the mirror's samples (tools/canonical_mirror.py: more photos, annotations/, a .mat file, CMYK, gray and RGBA
+# photos, a truncated JPEG, a 3,200-px photograph), in a data folder of their own; the checked outputs are the same.
+CANONICAL := runs/canonical
+CANONICAL_NOTEBOOKS ?= notebooks/05_superres.ipynb notebooks/07_deoldify.ipynb
+test-canonical: setup
+	$(PY) tools/canonical_mirror.py $(CANONICAL)/mirror
+	HELPERS_MIRROR=file://$(abspath $(CANONICAL)/mirror) HELPERS_DATA=$(abspath $(CANONICAL)/data) \
+	  HELPERS_RUNS=$(abspath $(CANONICAL)/runs) $(PY) -m pytest -q -p no:cacheprovider $(CANONICAL_NOTEBOOKS) $(NBVAL)
+
+# The ImageNet-weights path on stand-ins (tools/standin_weights.py): notebooks $(STANDIN) in the small profile with
+# weight files of torchvision's names and random values, served by a mirror beside the datasets (STANDIN_DATASETS,
+# else the datasets already in data/), kept out of the real torch cache; floors reported, not enforced; every cell
+# timed, executed copies in runs/standin/. CI runs it on 05 alone: make standin STANDIN=05
+STANDIN ?= 02 03 05 07
+STANDIN_DIR := runs/standin
+STANDIN_DATASETS ?= $(wildcard ../shared/datasets)
+standin: setup
+	$(PY) tools/standin_weights.py $(STANDIN_DIR)/mirror $(if $(STANDIN_DATASETS),--datasets $(STANDIN_DATASETS))
+	HELPERS_MIRROR=file://$(abspath $(STANDIN_DIR)/mirror) TORCH_HOME=$(abspath $(STANDIN_DIR)/torch) \
+	  HELPERS_FLOORS=report HELPERS_RUNS=$(abspath $(STANDIN_DIR)) $(PY) benchmarks/notebook_times.py \
+	  $(foreach n,$(STANDIN),$(wildcard notebooks/$(n)_*.ipynb)) --profile small --out $(STANDIN_DIR)
+	HELPERS_RUNS=$(abspath $(STANDIN_DIR)) $(PY) -m helpers.results
 
 # Dry run of the full profile on any machine: every notebook, 2 batches per loader, 1 epoch per fit,
 # random init allowed, floors reported but not enforced, each cell timed (benchmarks/notebook_times.py).

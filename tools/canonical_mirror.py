@@ -1,5 +1,6 @@
-"""A mirror whose pets and old-photograph archives are shaped like the canonical downloads, made from the mirror's
-samples, so that the tests take the path a learner with internet takes (`make test-canonical`).
+"""A mirror whose pets and old-photograph archives are shaped like the canonical downloads, made from the small
+profile's samples of the pets and old photographs (the mirror's, or the downloads), so that the tests take the path
+a learner with internet takes (`make test-canonical`).
 
     python tools/canonical_mirror.py OUT
 
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers.data import ImageList  # noqa: E402 (after the path insert, for a run from any folder)
 from helpers.download import sha256_file, untar_data  # noqa: E402
 from helpers.files import atomic_write  # noqa: E402
+from helpers.folders import photo_sample  # noqa: E402
 
 EXTRA_PETS = 352  # 998 + 352 = 1,350 photos before the odd files: more than the small profile's 998
 EXTRA_OLD = 20  # 49 + 20 old photographs: more than the small profile's 49
@@ -53,7 +55,7 @@ def _odd_pets(photos: list[Path], images: Path) -> None:
 
 def pets_tree(root: Path) -> Path:
     """``root/oxford-iiit-pet/{images,annotations}`` shaped like the canonical archive; returns the folder."""
-    photos = ImageList.from_folder(untar_data("oxford-iiit-pet") / "images").items
+    photos = ImageList.from_folder(photo_sample(untar_data("oxford-iiit-pet") / "images", 998, 256)).items
     images, annotations = root / "oxford-iiit-pet" / "images", root / "oxford-iiit-pet" / "annotations"
     images.mkdir(parents=True)
     (annotations / "trimaps").mkdir(parents=True)
@@ -71,7 +73,7 @@ def pets_tree(root: Path) -> Path:
 
 def old_photos_tree(root: Path) -> Path:
     """``root/old_photos`` with more photographs than the mirror's and one of ``LARGE_SIDE`` px; returns it."""
-    photos = ImageList.from_folder(untar_data("old_photos")).items
+    photos = ImageList.from_folder(photo_sample(untar_data("old_photos"), 49)).items
     folder = root / "old_photos"
     folder.mkdir(parents=True)
     for p in photos:
