@@ -53,6 +53,7 @@ def verify_cached(path: Path) -> None:
         expected.append((record.read_text().split()[0].lower(), f"recorded in {record.name} at download"))
     if expected:
         digest = sha256_file(path)
+        note_unpublished(path.name, digest)
         if not any(digest.startswith(h) for h, _ in expected):
             wanted = " or ".join(f"{h[:16]} ({why})" for h, why in expected)
             raise CorruptWeightsError(
@@ -60,6 +61,16 @@ def verify_cached(path: Path) -> None:
                 f"with {wanted}. It is truncated, damaged or another file under this name. Delete it and run "
                 f"again to download it afresh, or copy a good {path.name} there.")
     _verified.add(key)
+
+
+def note_unpublished(name: str, digest: str) -> None:
+    """Say once, on stdout, when a weights file accepted by a mirror's or a record's checksum is not the file its name
+    promises (its sha256 does not start with the hash in the name): stand-in weights, for one (notebook 02)."""
+    published = name_sha256_prefix(name)
+    if published and not digest.startswith(published) and name not in _warned:
+        _warned.add(name)
+        print(f"Note: {name} is not torchvision's published file (sha256 {digest[:8]}..., not {published}...); it is "
+              f"used as the ImageNet weights the mirror vouched for (stand-ins: results are not ImageNet's).")
 
 
 def load_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
@@ -70,6 +81,7 @@ def load_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
             if not cache.exists():  # else another process downloaded it while this one waited
                 digest = download_file(name, url, cache, sha256=name_sha256_prefix(name))
                 cache.with_name(cache.name + ".sha256").write_text(f"{digest}  {name}\n")
+                note_unpublished(name, digest)
                 st = cache.stat()
                 _verified.add((str(cache), st.st_size, st.st_mtime_ns))  # just hashed while it streamed
     verify_cached(cache)
