@@ -26,6 +26,8 @@ echo "STUB $(basename "$0") HELPERS_PROFILE=${HELPERS_PROFILE-unset} HELPERS_PRO
 EXPECTED = {
     "run": ("small", "none"),  # the committed outputs are the small profile's, on any machine
     "test": ("small", "none"),  # nbval compares against those outputs
+    "test-canonical": ("small", "none"),  # the same checked outputs, from canonical-shaped archives
+    "standin": ("small", "none"),  # stand-in ImageNet weights, small profile
     "smoke": ("unset", "none"),  # benchmarks/notebook_times.py --profile full sets its own
     "times": ("unset", "none"),  # --profile $(PROFILE)
     "unit": ("unset", "none"),  # pytest alone, as before
