@@ -35,11 +35,11 @@ $(STAMP): requirements.txt pyproject.toml
 # others still run, and the table (with each notebook's checks row) is printed before make fails.
 run: setup
 	$(PY) -c "from helpers import config; [p.unlink() for p in config.runs_dir().glob('*.json')]"
-	@failed=""; cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
+	@failed=""; jupyter="$$(cd "$(VENV)" && pwd)/bin/jupyter"; cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 	  echo "=== $$nb"; \
-	  if $(abspath $(VENV))/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  if "$$jupyter" nbconvert --to notebook --execute --inplace \
 	      --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.record_timing=False "$$nb"; then \
-	    $(abspath $(VENV))/bin/jupyter nbconvert --to notebook --inplace --log-level=WARN \
+	    "$$jupyter" nbconvert --to notebook --inplace --log-level=WARN \
 	      --CoalesceStreamsPreprocessor.enabled=True "$$nb" || exit 1; \
 	  else failed="$$failed $$nb"; fi; \
 	done; \
@@ -54,27 +54,33 @@ test: setup
 
 # The path a learner with internet takes: nbval over 05 and 07 on archives shaped like the canonical downloads, made
 # from the mirror's samples (tools/canonical_mirror.py: more photos, annotations/, a .mat file, CMYK, gray and RGBA
-# photos, a truncated JPEG, a 3,200-px photograph), in a data folder of their own; the checked outputs are the same.
+# photos, a truncated JPEG, a 3,200-px photograph), in a data folder of their own, extracted afresh from the archives
+# just built; the checked outputs are the same.
 CANONICAL := runs/canonical
 CANONICAL_NOTEBOOKS ?= notebooks/05_superres.ipynb notebooks/07_deoldify.ipynb
 test-canonical: setup
-	$(PY) tools/canonical_mirror.py $(CANONICAL)/mirror
-	HELPERS_MIRROR=file://$(abspath $(CANONICAL)/mirror) HELPERS_DATA=$(abspath $(CANONICAL)/data) \
-	  HELPERS_RUNS=$(abspath $(CANONICAL)/runs) $(PY) -m pytest -q -p no:cacheprovider $(CANONICAL_NOTEBOOKS) $(NBVAL)
+	$(PY) tools/canonical_mirror.py "$(CANONICAL)/mirror"
+	rm -rf "$(CANONICAL)/data"
+	HELPERS_MIRROR="file://$(CURDIR)/$(CANONICAL)/mirror" HELPERS_DATA="$(CURDIR)/$(CANONICAL)/data" \
+	  HELPERS_RUNS="$(CURDIR)/$(CANONICAL)/runs" $(PY) -m pytest -q -p no:cacheprovider $(CANONICAL_NOTEBOOKS) $(NBVAL)
 
 # The ImageNet-weights path on stand-ins (tools/standin_weights.py): notebooks $(STANDIN) in the small profile with
-# weight files of torchvision's names and random values, served by a mirror beside the datasets (STANDIN_DATASETS,
-# else the datasets already in data/), kept out of the real torch cache; floors reported, not enforced; every cell
-# timed, executed copies in runs/standin/. CI runs it on 05 alone: make standin STANDIN=05
+# weight files of torchvision's names and random values, served by a mirror beside the dataset archives
+# (STANDIN_DATASETS), kept out of the real torch cache; floors reported, not enforced; every cell timed, executed
+# copies in runs/standin/. Its data folder (saved models included) is its own, with links to the datasets already
+# extracted in data/. CI runs it on 05 alone: make standin STANDIN=05
 STANDIN ?= 02 03 05 07
 STANDIN_DIR := runs/standin
 STANDIN_DATASETS ?= $(wildcard ../shared/datasets)
 standin: setup
-	$(PY) tools/standin_weights.py $(STANDIN_DIR)/mirror $(if $(STANDIN_DATASETS),--datasets $(STANDIN_DATASETS))
-	HELPERS_MIRROR=file://$(abspath $(STANDIN_DIR)/mirror) TORCH_HOME=$(abspath $(STANDIN_DIR)/torch) \
-	  HELPERS_FLOORS=report HELPERS_RUNS=$(abspath $(STANDIN_DIR)) $(PY) benchmarks/notebook_times.py \
-	  $(foreach n,$(STANDIN),$(wildcard notebooks/$(n)_*.ipynb)) --profile small --out $(STANDIN_DIR)
-	HELPERS_RUNS=$(abspath $(STANDIN_DIR)) $(PY) -m helpers.results
+	$(PY) tools/standin_weights.py "$(STANDIN_DIR)/mirror" $(if $(STANDIN_DATASETS),--datasets "$(STANDIN_DATASETS)")
+	mkdir -p "$(STANDIN_DIR)/data" && for d in data/*/; do case "$$d" in data/models/|data/archives/) ;; \
+	  *) ln -sfn "$(CURDIR)/$${d%/}" "$(STANDIN_DIR)/data/" ;; esac; done
+	HELPERS_MIRROR="file://$(CURDIR)/$(STANDIN_DIR)/mirror" TORCH_HOME="$(CURDIR)/$(STANDIN_DIR)/torch" \
+	  HELPERS_DATA="$(CURDIR)/$(STANDIN_DIR)/data" HELPERS_FLOORS=report HELPERS_RUNS="$(CURDIR)/$(STANDIN_DIR)" \
+	  $(PY) benchmarks/notebook_times.py $(foreach n,$(STANDIN),notebooks/$(n)_*.ipynb) --profile small \
+	  --out "$(STANDIN_DIR)"
+	HELPERS_RUNS="$(CURDIR)/$(STANDIN_DIR)" $(PY) -m helpers.results
 
 # Dry run of the full profile on any machine: every notebook, 2 batches per loader, 1 epoch per fit,
 # random init allowed, floors reported but not enforced, each cell timed (benchmarks/notebook_times.py).

@@ -53,13 +53,13 @@ def verify_cached(path: Path) -> None:
         expected.append((record.read_text().split()[0].lower(), f"recorded in {record.name} at download"))
     if expected:
         digest = sha256_file(path)
-        note_unpublished(path.name, digest)
         if not any(digest.startswith(h) for h, _ in expected):
             wanted = " or ".join(f"{h[:16]} ({why})" for h, why in expected)
             raise CorruptWeightsError(
                 f"Corrupt weights file {path} ({st.st_size:,} bytes): its sha256 {digest[:16]}... does not start "
                 f"with {wanted}. It is truncated, damaged or another file under this name. Delete it and run "
                 f"again to download it afresh, or copy a good {path.name} there.")
+        note_unpublished(path.name, digest)  # accepted, though perhaps not as the file its name promises
     _verified.add(key)
 
 

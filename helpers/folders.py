@@ -15,7 +15,7 @@ from PIL import Image
 
 from helpers import config
 from helpers.data import IMAGE_EXTENSIONS, ImageList
-from helpers.files import building
+from helpers.files import building, locked
 from helpers.photos import ImageDecodeError, convert_image, raise_failures, short_side_size, shrunk_size
 from helpers.progress import Progress, progress_bar
 
@@ -44,7 +44,7 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
     items = ImageList.from_folder(src).items
     listing = "".join(f"{p.relative_to(src)}:{p.stat().st_size}\n" for p in items)
     params = {"source": os.path.relpath(src, dest.parent), **params, "files": len(items),
-              "files_sha1": hashlib.sha1(listing.encode()).hexdigest()}
+              "files_sha1": hashlib.sha1(listing.encode("utf-8", "surrogateescape")).hexdigest()}
     marker = f".{maker}.json"
     if _made_as(dest, maker, params) is not None:
         return dest
@@ -110,20 +110,30 @@ def _usable_copy(src: Path, dest: Path, short_side: int | None) -> None:
 def photo_sample(src: Path | str, n: int | None = None, short_side: int | None = None, seed: int = 42,
                  dest: Path | str | None = None, workers: int | None = None) -> Path:
     """The photos below ``src`` that decode, as a folder ``dest`` (default ``<src>-<n>`` or ``<src>-all``) with the
-    same relative names: all of them, or a fixed sample of ``n`` (drawn with ``seed``, not the run's seed), RGB or
-    gray, shorter side at most ``short_side``. Files that are not images or do not decode are skipped and named in
-    one line, every time it is called; built once, atomically, and rebuilt when ``src``'s files change (notebook 05)."""
-    src = Path(src)
+    same relative names: all of them, or a fixed sample of ``n`` (drawn with ``seed``, not the run's seed, from the
+    files in the same order on every system), RGB or gray (a GIF keeps its palette, which every reader converts),
+    shorter side at most ``short_side``. Files that are not images or do not decode are skipped and named in one line,
+    every time it is called; built once, atomically, one process at a time, and rebuilt when ``src``'s files change
+    (notebook 05)."""
+    src = Path(src).resolve()
+    if not src.is_dir():
+        raise FileNotFoundError(f"no such folder: {src}")
+    if n is not None and n < 1:
+        raise ValueError(f"n={n}: give the number of photos to sample, or None for all of them")
     dest = Path(dest) if dest is not None else src.with_name(f"{src.name}-{n or 'all'}")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
-                                                                        p.relative_to(src).parts))
+    files = sorted((p for p in src.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
+                                                                         p.relative_to(src).parts)),
+                   key=lambda p: p.relative_to(src).as_posix())  # not Path order, which ignores case on Windows
     listing = "".join(f"{p.relative_to(src)}:{p.stat().st_size}:{p.stat().st_mtime_ns}\n" for p in files)
     params = {"source": os.path.relpath(src, dest.parent), "n": n, "short_side": short_side, "seed": seed,
-              "files": len(files), "files_sha1": hashlib.sha1(listing.encode()).hexdigest()}
-    record = _made_as(dest, "photo_sample", params)
-    if record is None:
-        record = _build_sample(src, dest, files, params, workers)
+              "files": len(files), "files_sha1": hashlib.sha1(listing.encode("utf-8", "surrogateescape")).hexdigest()}
+    with locked(dest.parent / f".{dest.name}.lock", f"building {dest.name}"):
+        record = _made_as(dest, "photo_sample", params)
+        if record is None:
+            record = _build_sample(src, dest, files, params, workers)
     _say_skipped(record["skipped"], len(files), src)
+    if n is not None and len(record["items"]) < n:
+        print(f"{dest.name}: only {len(record['items']):,} usable photos below {src.name}/, fewer than the {n:,} asked")
     return dest
 
 
@@ -150,7 +160,8 @@ def _build_sample(src: Path, dest: Path, files: list[Path], params: dict, worker
         finally:
             pool.shutdown(cancel_futures=True)
         if not made:
-            raise ImageDecodeError(f"no usable photos below {src}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+            why = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:10]) or "it holds no files"
+            raise ImageDecodeError(f"no usable photos below {src}: {why}")
         record = {"params": params, "items": sorted(made), "skipped": dict(sorted(skipped.items()))}
         (new / ".photo_sample.json").write_text(json.dumps(record) + "\n")
     return record

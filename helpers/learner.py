@@ -3,6 +3,7 @@
 
 import copy
 import math
+import warnings
 from typing import Callable, Sequence
 
 import torch
@@ -77,8 +78,12 @@ class Learner(BaseLearner):
             loss = self._loss_on(*batch)
             optimizer_step(loss, opt, scaler)
             batch_losses.append(loss.detach())
-            if sched is not None:
+            if sched is not None and scaler is None:
                 sched.step()
+            elif sched is not None:  # fp16: a step the scaler skipped (its gradients overflowed) still counts
+                with warnings.catch_warnings():  # in the schedule: torch's "called in the wrong order" is wrong here
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                    sched.step()
 
         def end_epoch(epoch: int) -> list:
             for loss in torch.stack(batch_losses).float().cpu().tolist():  # one sync per epoch

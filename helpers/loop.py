@@ -39,8 +39,8 @@ def make_optimizer(groups: Sequence[dict], betas: tuple[float, float], wd: float
 
 
 class Precision(NamedTuple):
-    """The arithmetic a device trains in, as ``choose_precision`` picks it (notebook 01): ``name`` ("bf16", "fp16" or
-    "fp32"), the autocast ``dtype`` (None: no autocast) and ``why``, in words."""
+    """The arithmetic a device trains in, as ``choose_precision`` picks it: ``name`` ("bf16", "fp16" or "fp32"), the
+    autocast ``dtype`` (None: no autocast) and ``why``, in words (notebook 01)."""
     name: str
     dtype: torch.dtype | None
     why: str

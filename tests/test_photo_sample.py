@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import SIZES, photo
 from helpers.folders import photo_sample
-from helpers.photos import convert_image, read_image
+from helpers.photos import ImageDecodeError, convert_image, read_image
 
 
 def odd_files(folder):
@@ -113,5 +113,26 @@ def test_a_folder_with_no_usable_photo_says_so(tmp_path):
     folder.mkdir()
     (folder / "notes.txt").write_text("no photos here")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
-    with pytest.raises(Exception, match="no usable photos below .*junk"):
+    with pytest.raises(ImageDecodeError, match="no usable photos below .*junk"):
         photo_sample(folder, n=5)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        photo_sample(tmp_path / "missing", n=5)
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(ValueError, match="n=0"):
+        photo_sample(folder, n=0)
+
+
+def test_asking_for_more_photos_than_there_are_says_so(photos, capsys):
+    dest = photo_sample(photos, n=50)
+    assert len(list(dest.glob("*.jpg"))) == len(SIZES)
+    assert f"only {len(SIZES)} usable photos below images/, fewer than the 50 asked" in capsys.readouterr().out
+
+
+def test_a_photo_on_another_file_system_is_copied(photos, monkeypatch):
+    def no_links(src, dest):
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(os, "link", no_links)
+    dest = photo_sample(photos, n=3, short_side=256)
+    made = [p for p in dest.glob("*.jpg")]
+    assert len(made) == 3 and all(p.read_bytes() == (photos / p.name).read_bytes() for p in made)
+    assert all(p.stat().st_ino != (photos / p.name).stat().st_ino for p in made)

@@ -213,3 +213,14 @@ def test_every_notebook_table_gives_a_t4_its_batch_size(monkeypatch, capsys, fre
         if max(sizes) >= 16_000:
             assert expected == min(sizes.values()), "a 16 GB table gives a T4 its smaller batch"
     assert f"have {free_mb:,} MB of GPU memory free" in capsys.readouterr().out
+
+
+def test_fit_one_cycle_in_fp16_says_nothing_when_the_scaler_skips_the_first_step(tiny_learner, fp16_on_cpu):
+    """The scaler's first scale (2**16) overflows a large fp16 loss, so it skips the optimizer's first step; the
+    one-cycle schedule still steps, and torch's warning about the order must not reach a learner's notebook."""
+    learn = tiny_learner()
+    learn.loss_func = lambda pred, y: nn.functional.cross_entropy(pred, y) * 1e3  # overflows at the first scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn.fit_one_cycle(1, 1e-3)
+    assert len(learn.recorder.lrs) == 4

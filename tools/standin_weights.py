@@ -50,8 +50,9 @@ def link_datasets(out: Path, datasets: Path) -> dict[str, str]:
         if len(parts := line.split()) == 2:
             digest, name = parts[0], parts[1].lstrip("*")
             link = out / name
-            if not link.exists():
-                link.symlink_to((datasets / name).resolve())
+            if link.is_symlink():  # made by an earlier run, perhaps to a folder that has moved since
+                link.unlink()
+            link.symlink_to((datasets / name).resolve())
             sums[name] = digest
     return sums
 
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.datasets is not None and not (args.datasets / "SHA256SUMS").is_file():
         parser.error(f"--datasets {args.datasets}: no SHA256SUMS there")
+    marker = args.out / ".standin_weights"  # this tool's folder: never a real mirror's SHA256SUMS overwritten
+    if (args.out / "SHA256SUMS").exists() and not marker.exists():
+        parser.error(f"{args.out} holds a SHA256SUMS this tool did not write (a real mirror?); choose an empty folder")
+    args.out.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     sums = write_standins(args.out)
     if args.datasets is not None:
         sums.update(link_datasets(args.out, args.datasets))
