@@ -115,7 +115,7 @@ def photo_sample(src: Path | str, n: int | None = None, short_side: int | None =
     shorter side at most ``short_side``. Files that are not images or do not decode are skipped and named in one line,
     every time it is called; built once, atomically, one process at a time, and rebuilt when ``src``'s files change
     (notebook 05)."""
-    src = Path(src).resolve()
+    src = Path(src).absolute()  # not resolve(): a dataset folder that is a link keeps its own path
     if not src.is_dir():
         raise FileNotFoundError(f"no such folder: {src}")
     if n is not None and n < 1:

@@ -4,6 +4,7 @@ files it cannot use are named in one line, and a clean folder's photos come thro
 import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,12 @@ def test_a_photo_on_another_file_system_is_copied(photos, monkeypatch):
     made = [p for p in dest.glob("*.jpg")]
     assert len(made) == 3 and all(p.read_bytes() == (photos / p.name).read_bytes() for p in made)
     assert all(p.stat().st_ino != (photos / p.name).stat().st_ino for p in made)
+
+
+def test_a_dataset_folder_that_is_a_link_keeps_its_own_path(photos, tmp_path):
+    """`make standin` links the datasets of data/ into a data folder of its own: paths stay under the link."""
+    linked = tmp_path / "elsewhere" / "pets"
+    linked.parent.mkdir()
+    linked.symlink_to(photos.parent)
+    dest = photo_sample(linked / "images", n=3)
+    assert dest == linked / "images-3" and dest.relative_to(linked.parent) == Path("pets/images-3")
