@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import repeat
 from pathlib import Path
 from typing import Callable
@@ -42,23 +43,36 @@ def derive_folder(src: Path | str, dest: Path | str, make_one: Callable[[Path, P
     other parameters rebuilt, any other raises ``FileExistsError``; failures raise ``ImageDecodeError``."""
     src, dest = Path(src), Path(dest)
     items = ImageList.from_folder(src).items
-    listing = "".join(f"{p.relative_to(src)}:{p.stat().st_size}\n" for p in items)
-    params = {"source": os.path.relpath(src, dest.parent), **params, "files": len(items),
-              "files_sha1": hashlib.sha1(listing.encode("utf-8", "surrogateescape")).hexdigest()}
+    params = {"source": os.path.relpath(src, dest.parent), **params, **_listing(src, items, times=False)}
     marker = f".{maker}.json"
     if _made_as(dest, maker, params) is not None:
         return dest
-    with building(dest) as new:
-        pool = ThreadPoolExecutor(workers or config.cpu_count())  # PIL decodes, resizes and encodes outside the GIL
-        try:
-            jobs = pool.map(_make_or_error, repeat(make_one), items, [new / p.relative_to(src) for p in items])
-            results = list(progress_bar(jobs, total=len(items), desc=desc))
-        finally:
-            pool.shutdown(cancel_futures=True)  # interrupted: the photos not yet started are dropped
+    with building(dest) as new, _thread_pool(workers) as pool:
+        jobs = pool.map(_make_or_error, repeat(make_one), items, [new / p.relative_to(src) for p in items])
+        results = list(progress_bar(jobs, total=len(items), desc=desc))
         raise_failures([err for err, _ in results if err is not None], len(items), what)
         made = {p.relative_to(src).as_posix(): value for p, (_, value) in zip(items, results) if value is not None}
         (new / marker).write_text(json.dumps({"params": params, "items": made}) + "\n")
     return dest
+
+
+def _listing(src: Path, files: list[Path], times: bool) -> dict:
+    """``{"files": count, "files_sha1": digest}`` of ``files``' names below ``src``, sizes and (``times``) mtimes:
+    what a derived folder's record compares to know that its source changed."""
+    lines = "".join(f"{p.relative_to(src)}:{p.stat().st_size}" + (f":{p.stat().st_mtime_ns}" if times else "") + "\n"
+                    for p in files)
+    return {"files": len(files), "files_sha1": hashlib.sha1(lines.encode("utf-8", "surrogateescape")).hexdigest()}
+
+
+@contextmanager
+def _thread_pool(workers: int | None):
+    """Threads for PIL, which decodes, resizes and encodes outside the GIL; on leaving (interrupted too), the photos
+    not yet started are dropped."""
+    pool = ThreadPoolExecutor(workers or config.cpu_count())
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _made_as(dest: Path, maker: str, params: dict) -> dict | None:
@@ -124,9 +138,8 @@ def photo_sample(src: Path | str, n: int | None = None, short_side: int | None =
     files = sorted((p for p in src.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
                                                                          p.relative_to(src).parts)),
                    key=lambda p: p.relative_to(src).as_posix())  # not Path order, which ignores case on Windows
-    listing = "".join(f"{p.relative_to(src)}:{p.stat().st_size}:{p.stat().st_mtime_ns}\n" for p in files)
     params = {"source": os.path.relpath(src, dest.parent), "n": n, "short_side": short_side, "seed": seed,
-              "files": len(files), "files_sha1": hashlib.sha1(listing.encode("utf-8", "surrogateescape")).hexdigest()}
+              **_listing(src, files, times=True)}
     with locked(dest.parent / f".{dest.name}.lock", f"building {dest.name}"):
         record = _made_as(dest, "photo_sample", params)
         if record is None:
@@ -145,8 +158,7 @@ def _build_sample(src: Path, dest: Path, files: list[Path], params: dict, worker
     random.Random(params["seed"]).shuffle(order := list(images))
     wanted, made = (min(n, len(images)) if n else len(images)), []
     with building(dest) as new, Progress(wanted, f"checking and copying {wanted:,} photos") as bar:
-        pool = ThreadPoolExecutor(workers or config.cpu_count())
-        try:
+        with _thread_pool(workers) as pool:
             while order and len(made) < wanted:  # a photo that fails to decode is replaced by the next in the order
                 take, order = order[:wanted - len(made)], order[wanted - len(made):]
                 jobs = pool.map(_make_or_error, repeat(lambda s, d: _usable_copy(s, d, short_side)), take,
@@ -157,8 +169,6 @@ def _build_sample(src: Path, dest: Path, files: list[Path], params: dict, worker
                         bar.update()
                     else:
                         skipped[p.relative_to(src).as_posix()] = err[len(str(p)) + 2:]
-        finally:
-            pool.shutdown(cancel_futures=True)
         if not made:
             why = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:10]) or "it holds no files"
             raise ImageDecodeError(f"no usable photos below {src}: {why}")

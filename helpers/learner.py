@@ -78,12 +78,8 @@ class Learner(BaseLearner):
             loss = self._loss_on(*batch)
             optimizer_step(loss, opt, scaler)
             batch_losses.append(loss.detach())
-            if sched is not None and scaler is None:
+            if sched is not None:
                 sched.step()
-            elif sched is not None:  # fp16: a step the scaler skipped (its gradients overflowed) still counts
-                with warnings.catch_warnings():  # in the schedule: torch's "called in the wrong order" is wrong here
-                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-                    sched.step()
 
         def end_epoch(epoch: int) -> list:
             for loss in torch.stack(batch_losses).float().cpu().tolist():  # one sync per epoch
@@ -96,8 +92,12 @@ class Learner(BaseLearner):
             rec.metrics.append(val[1:])
             return [rec.losses[-1], *val]
 
-        rec.train_seconds = self._fit(epochs, ["train_loss", "valid_loss", *names], train_batch, end_epoch,
-                                      self.data.train_dl)
+        with warnings.catch_warnings():
+            if scaler is not None:  # fp16: a step the scaler skipped (its gradients overflowed) still counts in the
+                # schedule, so torch's "lr_scheduler.step() before optimizer.step()" is not a mistake here
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            rec.train_seconds = self._fit(epochs, ["train_loss", "valid_loss", *names], train_batch, end_epoch,
+                                          self.data.train_dl)
 
     def fit(self, epochs: int, lr: float | slice = 3e-3, wd: float | None = None) -> None:
         """Train ``epochs`` epochs at a constant learning rate (notebook 01)."""
